@@ -1,0 +1,49 @@
+//! Cloister's wire types, generated from `proto/*.proto` by prost.
+//!
+//! ```text
+//!  client ──svr2::client──▶ host ──enclave::UntrustedMessage──▶ core
+//!  client ◀─svr2::client─── host ◀─enclave::EnclaveMessage───── core
+//! ```
+//!
+//! - [`svr2::client`]: the SVR2 client protocol (field numbers are interface facts).
+//! - [`enclave`]: the host↔enclave door.
+//! - [`attest`]: evidence and the statement it binds.
+//! - [`log`]: entries of the replicated log.
+//!
+//! ```
+//! use cloister_proto::{prost::Message, svr2::client::{Request, TriesRequest, request}};
+//! let bytes = Request { inner: Some(request::Inner::Tries(TriesRequest {})) }.encode_to_vec();
+//! assert!(Request::decode(bytes.as_slice()).is_ok());
+//! ```
+#![allow(missing_docs)] // generated code carries the .proto comments, not docs on every item
+
+pub use prost;
+
+/// The SVR2 protocol namespace.
+pub mod svr2 {
+    /// Messages exchanged inside the client's Noise channel.
+    pub mod client {
+        include!(concat!(env!("OUT_DIR"), "/svr2.client.rs"));
+    }
+}
+
+/// Cloister's own packages. Module nesting mirrors the protobuf packages, because prost
+/// refers across packages with relative paths.
+pub mod cloister {
+    /// The host↔enclave door.
+    pub mod enclave {
+        include!(concat!(env!("OUT_DIR"), "/cloister.enclave.rs"));
+    }
+
+    /// Attestation evidence and statements.
+    pub mod attest {
+        include!(concat!(env!("OUT_DIR"), "/cloister.attest.rs"));
+    }
+
+    /// Replicated log entries.
+    pub mod log {
+        include!(concat!(env!("OUT_DIR"), "/cloister.log.rs"));
+    }
+}
+
+pub use cloister::{attest, enclave, log};
