@@ -1,0 +1,172 @@
+//! Proposing entries, driving Raft, and applying what commits.
+
+use cloister_proto::enclave::{
+    EnclaveLogLevel, ExistingClientReply, host_to_enclave_response::Inner as Answer,
+};
+use cloister_proto::log::{LogEntry, log_entry};
+use cloister_proto::svr2::client::{Response, response, restore_response};
+use prost::Message;
+
+use crate::Error;
+use crate::client::Session;
+use crate::core::{Enclave, Origin, Pending};
+use crate::db::BackupId;
+use crate::host_calls::done;
+use crate::replication::Committed;
+
+impl Enclave {
+    /// Propose `entry`; `origin` is answered when it commits (or is cancelled).
+    pub(crate) fn propose(&mut self, entry: Vec<u8>, origin: Origin) -> Result<(), Error> {
+        if self.pending.len() >= self.config.pending_requests_max as usize {
+            return Err(Error::ResourceExhausted(format!(
+                "{} requests already wait for the log",
+                self.pending.len()
+            )));
+        }
+        let Some(group) = &mut self.group else {
+            return Err(Error::Unavailable("no group yet".into()));
+        };
+        let (index, term) = group.replication.propose(entry)?;
+        let previous = self.pending.insert(index, Pending { term, origin });
+        assert!(previous.is_none(), "two proposals for log index {index}");
+        Ok(())
+    }
+
+    /// Run Raft until it has nothing ready, applying every committed entry.
+    pub(crate) fn drive_replication(&mut self) {
+        loop {
+            let Some(group) = &mut self.group else { return };
+            if !group.replication.has_ready() {
+                return;
+            }
+            let progress = group.replication.ready();
+            if !progress.messages.is_empty() {
+                self.log(
+                    EnclaveLogLevel::Warning,
+                    format!(
+                        "{} raft messages dropped: no peers",
+                        progress.messages.len()
+                    ),
+                );
+            }
+            for committed in progress.committed {
+                self.apply_committed(committed);
+            }
+            if let Some(group) = &mut self.group {
+                group.replication.advance_apply();
+            }
+        }
+    }
+
+    fn apply_committed(&mut self, committed: Committed) {
+        let outcome = if committed.is_normal && !committed.data.is_empty() {
+            self.apply_entry(&committed.data)
+        } else {
+            Ok(None) // Raft's own no-op or configuration entries
+        };
+        let Some(pending) = self.pending.remove(&committed.index) else {
+            return;
+        };
+        if pending.term != committed.term {
+            // Another leader's entry took this index: ours never committed, nothing changed.
+            self.counters.transactions_cancelled += 1;
+            self.answer(
+                pending.origin,
+                Err(Error::Unavailable(
+                    "transaction cancelled by a leader change".into(),
+                )),
+            );
+            return;
+        }
+        self.answer(pending.origin, outcome);
+    }
+
+    /// Apply one entry's data to the database. Deterministic.
+    fn apply_entry(&mut self, data: &[u8]) -> Result<Option<Response>, Error> {
+        self.counters.entries_applied += 1;
+        let entry = LogEntry::decode(data).map_err(|_| {
+            self.counters.entries_rejected += 1;
+            Error::Internal("committed entry does not decode".into())
+        })?;
+        match entry.inner {
+            Some(log_entry::Inner::Client(operation)) => {
+                let backup_id = self.entry_backup_id(&operation.backup_id)?;
+                let request = operation.request.unwrap_or_default();
+                let backups_before = self.db.len();
+                let response = self.db.apply(&backup_id, &request).inspect_err(|_| {
+                    self.counters.entries_rejected += 1;
+                })?;
+                self.count_outcome(&response, backups_before);
+                Ok(Some(response))
+            }
+            Some(log_entry::Inner::HostDelete(delete)) => {
+                let backup_id = self.entry_backup_id(&delete.backup_id)?;
+                self.db.delete(&backup_id);
+                Ok(None)
+            }
+            None => {
+                self.counters.entries_rejected += 1;
+                Err(Error::Internal("committed entry has no content".into()))
+            }
+        }
+    }
+
+    fn entry_backup_id(&mut self, bytes: &[u8]) -> Result<BackupId, Error> {
+        bytes.try_into().map_err(|_| {
+            self.counters.entries_rejected += 1;
+            Error::Internal("committed entry has a malformed backup id".into())
+        })
+    }
+
+    fn count_outcome(&mut self, response: &Response, backups_before: usize) {
+        if let Some(response::Inner::Restore(restore)) = &response.inner {
+            match restore.status() {
+                restore_response::Status::Ok => self.counters.restores_ok += 1,
+                restore_response::Status::PinMismatch => self.counters.restores_pin_mismatch += 1,
+                _ if self.db.len() < backups_before => {
+                    self.counters.backups_deleted_out_of_tries += 1;
+                }
+                _ => self.counters.restores_missing += 1,
+            }
+        }
+    }
+
+    fn answer(&mut self, origin: Origin, outcome: Result<Option<Response>, Error>) {
+        match origin {
+            Origin::Host { request_id } => match outcome {
+                Ok(_) => self.respond(request_id, done()),
+                Err(error) => self.respond_error(request_id, &error),
+            },
+            Origin::Client {
+                client_id,
+                request_id,
+            } => {
+                let reply = outcome.and_then(|response| {
+                    let response = response
+                        .ok_or_else(|| Error::Internal("client entry gave no response".into()))?;
+                    match self.sessions.get_mut(client_id) {
+                        Some(Session::Established(session)) => session.encrypt_response(&response),
+                        // The client left; the entry still applied, as it would have anyway.
+                        _ => Err(Error::NotFound(format!(
+                            "client session {client_id} closed"
+                        ))),
+                    }
+                });
+                match reply {
+                    Ok(data) => {
+                        self.respond(
+                            request_id,
+                            Answer::ExistingClient(ExistingClientReply { data }),
+                        );
+                    }
+                    Err(error) => {
+                        if self.sessions.close(client_id) {
+                            self.counters.client_sessions_closed += 1;
+                        }
+                        self.respond_error(request_id, &error);
+                    }
+                }
+            }
+        }
+    }
+}

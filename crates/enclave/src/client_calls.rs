@@ -1,0 +1,156 @@
+//! Client requests relayed by the host: new sessions, Noise frames, closes.
+
+use cloister_proto::enclave::{
+    CloseClientRequest, ExistingClientReply, ExistingClientRequest, NewClientReply,
+    NewClientRequest, host_to_enclave_response::Inner as Answer,
+};
+use cloister_proto::log::{ClientOperation, LogEntry, log_entry};
+use cloister_proto::svr2::client::{Request, request};
+use prost::Message;
+
+use crate::Error;
+use crate::client::{ExpectHandshake, NOISE_MESSAGE_BYTES_MAX, Session};
+use crate::core::{Enclave, Origin};
+use crate::db::{BACKUP_ID_BYTES, BackupId, validate_request};
+use crate::host_calls::done;
+
+impl Enclave {
+    pub(crate) fn on_new_client(&mut self, request: NewClientRequest) -> Result<Answer, Error> {
+        let backup_id: BackupId = request
+            .client_authenticated_id
+            .as_slice()
+            .try_into()
+            .map_err(|_| {
+                Error::InvalidArgument(format!(
+                    "client_authenticated_id is {} bytes; it must be {BACKUP_ID_BYTES}",
+                    request.client_authenticated_id.len()
+                ))
+            })?;
+        let Some(group) = &self.group else {
+            return Err(Error::Unavailable(
+                "no group yet: the node is not serving".into(),
+            ));
+        };
+        let mut seed = [0u8; 32];
+        self.env.fill_random(&mut seed);
+        let state = ExpectHandshake::new(backup_id, group.client_key.private(), seed)?;
+        let handshake_start = group.client_key.handshake_start().clone();
+        let client_id = self.sessions.open(state)?;
+        self.counters.client_sessions_opened += 1;
+        Ok(Answer::NewClient(NewClientReply {
+            client_id,
+            handshake_start: Some(handshake_start),
+        }))
+    }
+
+    /// Advance a session by one frame. Any error closes the session (the host then closes the
+    /// client's socket with the error's close code).
+    pub(crate) fn on_existing_client(
+        &mut self,
+        request_id: u64,
+        request: ExistingClientRequest,
+    ) -> Result<Option<Answer>, Error> {
+        let client_id = request.client_id;
+        let session = self.sessions.take(client_id)?;
+        let result = self.advance_session(client_id, request_id, session, &request.data);
+        if result.is_err() {
+            // advance_session put the session back only on success.
+            self.sessions.close(client_id);
+            self.counters.client_sessions_closed += 1;
+        }
+        result
+    }
+
+    fn advance_session(
+        &mut self,
+        client_id: u64,
+        request_id: u64,
+        session: Session,
+        frame: &[u8],
+    ) -> Result<Option<Answer>, Error> {
+        if frame.len() > NOISE_MESSAGE_BYTES_MAX {
+            return Err(Error::InvalidArgument(
+                "frame larger than one Noise message".into(),
+            ));
+        }
+        match session {
+            Session::ExpectHandshake(state) => match state.on_handshake(frame) {
+                Ok((established, reply)) => {
+                    self.sessions
+                        .restore(client_id, Session::Established(established));
+                    self.counters.client_handshakes_completed += 1;
+                    Ok(Some(Answer::ExistingClient(ExistingClientReply {
+                        data: reply,
+                    })))
+                }
+                Err(error) => {
+                    self.counters.client_handshakes_failed += 1;
+                    Err(error)
+                }
+            },
+            Session::Established(mut state) => {
+                let request = state.decrypt_request(frame).and_then(|request| {
+                    validate_request(&request)?;
+                    Ok(request)
+                });
+                let request = match request {
+                    Ok(request) => request,
+                    Err(error) => {
+                        self.counters.client_requests_invalid += 1;
+                        return Err(error);
+                    }
+                };
+                let backup_id = *state.backup_id();
+                self.sessions
+                    .restore(client_id, Session::Established(state));
+                self.count_request(&request);
+                self.propose_client(backup_id, request, client_id, request_id)?;
+                Ok(None)
+            }
+        }
+    }
+
+    fn propose_client(
+        &mut self,
+        backup_id: BackupId,
+        request: Request,
+        client_id: u64,
+        request_id: u64,
+    ) -> Result<(), Error> {
+        let entry = LogEntry {
+            inner: Some(log_entry::Inner::Client(ClientOperation {
+                backup_id: backup_id.to_vec(),
+                request: Some(request),
+            })),
+        };
+        self.propose(
+            entry.encode_to_vec(),
+            Origin::Client {
+                client_id,
+                request_id,
+            },
+        )
+    }
+
+    fn count_request(&mut self, request: &Request) {
+        let counter = match request.inner {
+            Some(request::Inner::Backup(_)) => &mut self.counters.client_requests_backup,
+            Some(request::Inner::Expose(_)) => &mut self.counters.client_requests_expose,
+            Some(request::Inner::Restore(_)) => &mut self.counters.client_requests_restore,
+            Some(request::Inner::Delete(_)) => &mut self.counters.client_requests_delete,
+            Some(request::Inner::Tries(_)) => &mut self.counters.client_requests_tries,
+            None => &mut self.counters.client_requests_invalid,
+        };
+        *counter += 1;
+    }
+
+    pub(crate) fn on_close_client(&mut self, client_id: u64) -> Result<Answer, Error> {
+        let CloseClientRequest { client_id } = CloseClientRequest { client_id };
+        if self.sessions.close(client_id) {
+            self.counters.client_sessions_closed += 1;
+            Ok(done())
+        } else {
+            Err(Error::NotFound(format!("no client session {client_id}")))
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! The enclave's only window on its platform: randomness and evidence.
+
+use cloister_proto::attest::{AttestationData, Evidence};
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+
+/// What the core asks of the platform it runs on. A real TEE reads its hardware randomness
+/// and its attestation device; simulation uses a seeded generator and the insecure
+/// simulated platform key.
+pub trait Env: Send {
+    /// Fill `buffer` with cryptographically strong randomness.
+    fn fill_random(&mut self, buffer: &mut [u8]);
+    /// Evidence that binds `data`, produced at `now_unix_secs`.
+    fn attest(&mut self, data: &AttestationData, now_unix_secs: u64) -> Evidence;
+    /// This enclave's measurement.
+    fn measurement(&self) -> [u8; cloister_attest::MEASUREMENT_BYTES];
+    /// True for the simulated (insecure) backend. Bound into the group config.
+    fn simulated(&self) -> bool;
+}
+
+/// The simulated TEE: randomness from a seeded ChaCha20 generator, evidence signed by the
+/// published simulation key. **Insecure**: the host that picks the seed knows every key.
+pub struct InsecureSimulatedEnv {
+    rng: ChaCha20Rng,
+}
+
+impl InsecureSimulatedEnv {
+    /// A simulated platform whose randomness is derived from `seed`.
+    pub fn from_seed(seed: [u8; 32]) -> Self {
+        Self {
+            rng: ChaCha20Rng::from_seed(seed),
+        }
+    }
+}
+
+impl Env for InsecureSimulatedEnv {
+    fn fill_random(&mut self, buffer: &mut [u8]) {
+        self.rng.fill_bytes(buffer);
+    }
+
+    fn attest(&mut self, data: &AttestationData, now_unix_secs: u64) -> Evidence {
+        cloister_attest::sim::attest(data, now_unix_secs)
+    }
+
+    fn measurement(&self) -> [u8; cloister_attest::MEASUREMENT_BYTES] {
+        cloister_attest::sim::measurement()
+    }
+
+    fn simulated(&self) -> bool {
+        true
+    }
+}

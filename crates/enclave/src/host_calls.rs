@@ -1,0 +1,274 @@
+//! Host requests: group creation, status, hashes, metrics, logging, attestation refresh.
+
+use cloister_proto::attest::GroupConfig;
+use cloister_proto::enclave::{
+    CreateNewRaftGroupRequest, Done, EnclaveLogLevel, EnclaveStatus, HashesReply,
+    HostToEnclaveRequest, RaftMember, host_to_enclave_request::Inner as Call,
+    host_to_enclave_response::Inner as Answer,
+};
+use prost::Message;
+
+use crate::Error;
+use crate::client::ClientKey;
+use crate::core::{Enclave, Group, Origin};
+use crate::db::BACKUP_ID_BYTES;
+use crate::metrics::{Gauges, to_reply};
+use crate::replication::Replication;
+
+/// Most voting replicas a group may have.
+pub const VOTING_REPLICAS_MAX: u32 = 15;
+/// Default Raft heartbeat, in timer ticks.
+pub const HEARTBEAT_TICKS_DEFAULT: u32 = 1;
+/// Default Raft election timeout, in timer ticks.
+pub const ELECTION_TICKS_DEFAULT: u32 = 10;
+/// Default cap on log bytes held in memory.
+pub const LOG_BYTES_MAX_DEFAULT: u64 = 64 * 1024 * 1024;
+/// Smallest log cap a group may choose.
+pub const LOG_BYTES_MAX_MIN: u64 = 64 * 1024;
+/// Largest log cap a group may choose.
+pub const LOG_BYTES_MAX_CEILING: u64 = 4 * 1024 * 1024 * 1024;
+/// Default time after which a peer's attestation is stale.
+pub const ATTESTATION_TIMEOUT_SECS_DEFAULT: u32 = 24 * 60 * 60;
+/// The SVR2 database version this core serves.
+pub const DB_VERSION: u32 = 2;
+
+impl Enclave {
+    /// Run one host request. `Ok(None)` means the answer comes when a log entry commits.
+    pub(crate) fn dispatch_host_request(
+        &mut self,
+        request: HostToEnclaveRequest,
+    ) -> Result<Option<Answer>, Error> {
+        let request_id = request.request_id;
+        let call = request
+            .inner
+            .ok_or_else(|| Error::InvalidArgument("host request has no call".into()))?;
+        match call {
+            Call::NewClient(new_client) => self.on_new_client(new_client).map(Some),
+            Call::ExistingClient(existing) => self.on_existing_client(request_id, existing),
+            Call::CloseClient(close) => self.on_close_client(close.client_id).map(Some),
+            Call::GetEnclaveStatus(_) => Ok(Some(Answer::Status(self.status()))),
+            Call::CreateNewRaftGroup(create) => self.on_create_new_raft_group(create).map(Some),
+            Call::DeleteBackup(delete) => self.on_host_delete(request_id, delete.backup_id),
+            Call::Hashes(_) => Ok(Some(Answer::Hashes(self.hashes()))),
+            Call::Metrics(_) => Ok(Some(Answer::Metrics(to_reply(
+                &self.counters,
+                &self.gauges(),
+            )))),
+            Call::SetLogLevel(set) => {
+                let mut config = self.config_proto();
+                config.log_level = set.log_level;
+                self.reconfigure(config).map(|()| Some(done()))
+            }
+            Call::Reconfigure(config) => self.reconfigure(config).map(|()| Some(done())),
+            Call::RefreshAttestation(_) => self.on_refresh_attestation().map(Some),
+            Call::JoinRaft(_) => Err(Error::NotSupported("JoinRaft arrives with replica groups")),
+            Call::PingPeer(_) => Err(Error::NotSupported("PingPeer arrives with replica groups")),
+            Call::RequestVoting(_) => Err(Error::NotSupported(
+                "RequestVoting arrives with replica groups",
+            )),
+            Call::RelinquishLeadership(_) => Err(Error::NotSupported(
+                "RelinquishLeadership arrives with replica groups",
+            )),
+            Call::RequestRemoval(_) => Err(Error::NotSupported(
+                "RequestRemoval arrives with replica groups",
+            )),
+        }
+    }
+
+    fn config_proto(&self) -> cloister_proto::enclave::EnclaveConfig {
+        cloister_proto::enclave::EnclaveConfig {
+            log_level: self.config.log_level as i32,
+            client_sessions_max: self.config.client_sessions_max,
+            pending_requests_max: self.config.pending_requests_max,
+        }
+    }
+
+    fn on_create_new_raft_group(
+        &mut self,
+        create: CreateNewRaftGroupRequest,
+    ) -> Result<Answer, Error> {
+        if self.group.is_some() {
+            return Err(Error::FailedPrecondition(
+                "this replica already belongs to a group".into(),
+            ));
+        }
+        let mut config = group_config(&create)?;
+        config.simulated = self.env.simulated();
+        let mut group_id = [0u8; 8];
+        while u64::from_be_bytes(group_id) == 0 {
+            self.env.fill_random(&mut group_id);
+        }
+        config.group_id = u64::from_be_bytes(group_id);
+        let replication = Replication::create(self.raft_id, &config)?;
+        let client_key = ClientKey::generate(self.env.as_mut(), &config, self.now_unix_secs);
+        self.log(
+            EnclaveLogLevel::Info,
+            format!("created group {:016x} as its only voter", config.group_id),
+        );
+        self.group = Some(Group {
+            config,
+            replication,
+            client_key,
+        });
+        Ok(Answer::Status(self.status()))
+    }
+
+    fn on_refresh_attestation(&mut self) -> Result<Answer, Error> {
+        let now = self.now_unix_secs;
+        let Some(group) = &mut self.group else {
+            return Err(Error::FailedPrecondition(
+                "no group yet: nothing to attest".into(),
+            ));
+        };
+        // Sessions already handshaking keep the key they started with; new ones get this one.
+        group.client_key = ClientKey::generate(self.env.as_mut(), &group.config, now);
+        self.counters.attestation_refreshes += 1;
+        self.log(EnclaveLogLevel::Info, "client static key rotated".into());
+        Ok(done())
+    }
+
+    fn on_host_delete(
+        &mut self,
+        request_id: u64,
+        backup_id: Vec<u8>,
+    ) -> Result<Option<Answer>, Error> {
+        if backup_id.len() != BACKUP_ID_BYTES {
+            return Err(Error::InvalidArgument(format!(
+                "backup id is {} bytes; it must be {BACKUP_ID_BYTES}",
+                backup_id.len()
+            )));
+        }
+        let entry = cloister_proto::log::LogEntry {
+            inner: Some(cloister_proto::log::log_entry::Inner::HostDelete(
+                cloister_proto::log::HostDelete { backup_id },
+            )),
+        };
+        self.propose(entry.encode_to_vec(), Origin::Host { request_id })?;
+        self.counters.host_deletes += 1;
+        Ok(None)
+    }
+
+    pub(crate) fn gauges(&self) -> Gauges {
+        let replication = self.group.as_ref().map(|group| &group.replication);
+        Gauges {
+            client_sessions: self.sessions.len() as u64,
+            backups: self.db.len() as u64,
+            pending_requests: self.pending.len() as u64,
+            raft_term: replication.map_or(0, Replication::term),
+            raft_commit_index: replication.map_or(0, Replication::commit_index),
+            raft_applied_index: replication.map_or(0, Replication::applied_index),
+            raft_is_leader: replication.map_or(0, |r| u64::from(r.is_leader())),
+            log_bytes: replication.map_or(0, Replication::log_bytes),
+            log_entries: replication.map_or(0, Replication::log_entries),
+            timestamp_unix_secs: self.now_unix_secs,
+        }
+    }
+
+    fn status(&self) -> EnclaveStatus {
+        let group = self.group.as_ref();
+        let replication = group.map(|group| &group.replication);
+        let members = replication.map_or_else(Vec::new, |r| {
+            r.members()
+                .into_iter()
+                .map(|(raft_id, voting, match_index)| RaftMember {
+                    // Only this replica's peer id is known until peers connect.
+                    peer_id: if raft_id == self.raft_id {
+                        self.peer_id.to_vec()
+                    } else {
+                        Vec::new()
+                    },
+                    raft_id,
+                    voting,
+                    match_index,
+                })
+                .collect()
+        });
+        EnclaveStatus {
+            peer_id: self.peer_id.to_vec(),
+            raft_id: self.raft_id,
+            role: replication.map_or("none", Replication::role).to_owned(),
+            term: replication.map_or(0, Replication::term),
+            leader_raft_id: replication.map_or(0, Replication::leader_id),
+            commit_index: replication.map_or(0, Replication::commit_index),
+            applied_index: replication.map_or(0, Replication::applied_index),
+            group_config: group.map(|group| group.config),
+            members,
+            backups: self.db.len() as u64,
+            client_sessions: self.sessions.len() as u64,
+            log_bytes: replication.map_or(0, Replication::log_bytes),
+            timestamp_unix_secs: self.now_unix_secs,
+            measurement: self.env.measurement().to_vec(),
+            simulated: self.env.simulated(),
+            attestation_timestamp_unix_secs: group
+                .map_or(0, |g| g.client_key.attested_at_unix_secs()),
+            pending_requests: self.pending.len() as u64,
+        }
+    }
+
+    fn hashes(&self) -> HashesReply {
+        let replication = self.group.as_ref().map(|group| &group.replication);
+        HashesReply {
+            db_hash: self.db.hash().to_vec(),
+            commit_index: replication.map_or(0, Replication::commit_index),
+            applied_index: replication.map_or(0, Replication::applied_index),
+        }
+    }
+}
+
+pub(crate) fn done() -> Answer {
+    Answer::Done(Done {})
+}
+
+/// Validate a group request; zero fields take defaults.
+fn group_config(create: &CreateNewRaftGroupRequest) -> Result<GroupConfig, Error> {
+    let or = |value: u32, default: u32| if value == 0 { default } else { value };
+    let min_voting = or(create.min_voting_replicas, 1);
+    let max_voting = or(create.max_voting_replicas, min_voting.max(5));
+    if min_voting > max_voting || max_voting > VOTING_REPLICAS_MAX {
+        return Err(Error::InvalidArgument(format!(
+            "voting replicas must satisfy 1 <= min ({min_voting}) <= max ({max_voting}) <= {VOTING_REPLICAS_MAX}"
+        )));
+    }
+    if min_voting > 1 {
+        return Err(Error::InvalidArgument(format!(
+            "min_voting_replicas is {min_voting}, but a new group starts with one voter"
+        )));
+    }
+    let heartbeat = or(create.heartbeat_ticks, HEARTBEAT_TICKS_DEFAULT);
+    let election = or(create.election_ticks, ELECTION_TICKS_DEFAULT);
+    if heartbeat > 1_000 || election <= heartbeat || election > 10_000 {
+        return Err(Error::InvalidArgument(format!(
+            "ticks must satisfy 1 <= heartbeat ({heartbeat}) < election ({election}) <= 10000"
+        )));
+    }
+    let log_bytes_max = if create.log_bytes_max == 0 {
+        LOG_BYTES_MAX_DEFAULT
+    } else {
+        create.log_bytes_max
+    };
+    if !(LOG_BYTES_MAX_MIN..=LOG_BYTES_MAX_CEILING).contains(&log_bytes_max) {
+        return Err(Error::InvalidArgument(format!(
+            "log_bytes_max is {log_bytes_max}; it must be {LOG_BYTES_MAX_MIN} to {LOG_BYTES_MAX_CEILING}"
+        )));
+    }
+    if create.client_pq {
+        return Err(Error::NotSupported(
+            "the post-quantum client handshake arrives with attestation",
+        ));
+    }
+    Ok(GroupConfig {
+        group_id: 0,
+        simulated: true,
+        min_voting_replicas: min_voting,
+        max_voting_replicas: max_voting,
+        election_ticks: election,
+        heartbeat_ticks: heartbeat,
+        log_bytes_max,
+        attestation_timeout_secs: or(
+            create.attestation_timeout_secs,
+            ATTESTATION_TIMEOUT_SECS_DEFAULT,
+        ),
+        client_pq: false,
+        db_version: DB_VERSION,
+    })
+}
