@@ -1,0 +1,164 @@
+//! The `cloister` command line: every subcommand and flag.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Cloister: confidential services in trusted execution environments.
+#[derive(Debug, Parser)]
+#[command(name = "cloister", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a node: host daemon and enclave core.
+    Node(NodeArgs),
+    /// Back up a secret behind a PIN (Backup, then Expose).
+    Backup(BackupArgs),
+    /// Restore a secret with its PIN; prints the secret as hex.
+    Restore(RestoreArgs),
+    /// Show how many PIN guesses a backup has left.
+    Tries(UserArgs),
+    /// Delete a backup.
+    Delete(UserArgs),
+    /// Administer a running node through its admin API.
+    Admin(AdminArgs),
+    /// Load-test a node and report throughput and latency.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NodeArgs {
+    /// Run a one-replica group on the simulated (insecure) TEE backend, with no other setup.
+    #[arg(long)]
+    pub dev: bool,
+    /// Where the node keeps its files (only the auth secret; secrets live in memory only).
+    #[arg(long, default_value = "./cloister-data")]
+    pub data_dir: PathBuf,
+    /// Address for client WebSockets.
+    #[arg(long, default_value = "127.0.0.1:7400")]
+    pub client_listen: SocketAddr,
+    /// Address for the admin API (keep it on loopback or a private network).
+    #[arg(long, default_value = "127.0.0.1:7401")]
+    pub admin_listen: SocketAddr,
+    /// File holding the credential secret as one line of hex (default: DIR/auth-secret).
+    #[arg(long)]
+    pub auth_secret_file: Option<PathBuf>,
+    /// Enclave log level: none, fatal, error, warning, info, verbose.
+    #[arg(long, default_value = "info")]
+    pub log_level: String,
+    /// Milliseconds between timer ticks (the enclave's only clock).
+    #[arg(long, default_value_t = 1000)]
+    pub tick_interval_ms: u64,
+    /// Maximum age of a client token, in days.
+    #[arg(long, default_value_t = 120)]
+    pub token_max_age_days: u64,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ClientArgs {
+    /// The node's client WebSocket URL.
+    #[arg(long, default_value = "ws://127.0.0.1:7400")]
+    pub server: String,
+    /// The credential secret file; the command mints a token as a credential service would.
+    #[arg(long, default_value = "./cloister-data/auth-secret")]
+    pub auth_secret_file: PathBuf,
+    /// The enclave id (hex measurement). Default: the simulated enclave of this build.
+    #[arg(long)]
+    pub enclave_id: Option<String>,
+    /// Accept a simulated (insecure) enclave. Without it the client refuses one.
+    #[arg(long)]
+    pub allow_simulated: bool,
+    /// Print machine-readable JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UserArgs {
+    /// The user's name; the backup id is derived from it.
+    #[arg(long)]
+    pub user: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    #[arg(long)]
+    pub user: String,
+    /// The PIN (hashed with Argon2id on this machine; never sent).
+    #[arg(long)]
+    pub pin: String,
+    /// The secret to back up, as hex (1 to 32 bytes).
+    #[arg(long)]
+    pub secret_hex: String,
+    /// Wrong guesses allowed before the backup is deleted (1 to 255).
+    #[arg(long, default_value_t = 10)]
+    pub max_tries: u32,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    #[arg(long)]
+    pub user: String,
+    #[arg(long)]
+    pub pin: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct AdminArgs {
+    #[command(subcommand)]
+    pub command: AdminCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminCommand {
+    /// Show the node's enclave status.
+    Status(AdminCommon),
+}
+
+#[derive(Debug, Args)]
+pub struct AdminCommon {
+    /// The admin API's URL.
+    #[arg(long = "admin", default_value = "http://127.0.0.1:7401")]
+    pub admin: String,
+    /// Print the raw JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum BenchOp {
+    /// Connect, attest, Noise handshake and one Tries: sessions per second.
+    Handshake,
+    /// Backup requests on persistent sessions.
+    Backup,
+    /// Restore requests (right PIN) on persistent sessions.
+    Restore,
+    /// Backup then Restore, alternating, on persistent sessions.
+    Mixed,
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// The operation to measure.
+    #[arg(long, value_enum, default_value = "mixed")]
+    pub op: BenchOp,
+    /// Concurrent clients (1 to 4096).
+    #[arg(long, default_value_t = 64)]
+    pub clients: u32,
+    /// Seconds to measure (1 to 3600).
+    #[arg(long, default_value_t = 10)]
+    pub duration: u64,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}

@@ -1,0 +1,124 @@
+//! `cloister node`: the host daemon with an in-process enclave core.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use cloister_enclave::{Enclave, InsecureSimulatedEnv};
+use cloister_host::{HostConfig, Node, shutdown_signal, unix_now_secs};
+use cloister_proto::enclave::{CreateNewRaftGroupRequest, EnclaveLogLevel};
+use prost::Message;
+use rand::RngCore;
+
+use crate::args::NodeArgs;
+use crate::exit::{Failure, Outcome};
+
+/// Longest token age accepted on the command line.
+pub const TOKEN_MAX_AGE_DAYS_MAX: u64 = 3650;
+/// Tick interval bounds, in milliseconds.
+pub const TICK_INTERVAL_MS_MIN: u64 = 10;
+/// Tick interval bounds, in milliseconds.
+pub const TICK_INTERVAL_MS_MAX: u64 = 60_000;
+
+/// Parse an enclave log level name.
+pub fn parse_log_level(name: &str) -> Result<EnclaveLogLevel, Failure> {
+    Ok(match name {
+        "none" => EnclaveLogLevel::None,
+        "fatal" => EnclaveLogLevel::Fatal,
+        "error" => EnclaveLogLevel::Error,
+        "warning" | "warn" => EnclaveLogLevel::Warning,
+        "info" => EnclaveLogLevel::Info,
+        "verbose" | "debug" => EnclaveLogLevel::Verbose,
+        other => {
+            return Err(Failure::usage(format!(
+                "--log-level {other:?}: expected none, fatal, error, warning, info or verbose"
+            )));
+        }
+    })
+}
+
+fn host_config(args: &NodeArgs) -> Result<(HostConfig, PathBuf), Failure> {
+    if !(1..=TOKEN_MAX_AGE_DAYS_MAX).contains(&args.token_max_age_days) {
+        return Err(Failure::usage(format!(
+            "--token-max-age-days must be 1 to {TOKEN_MAX_AGE_DAYS_MAX}"
+        )));
+    }
+    if !(TICK_INTERVAL_MS_MIN..=TICK_INTERVAL_MS_MAX).contains(&args.tick_interval_ms) {
+        return Err(Failure::usage(format!(
+            "--tick-interval-ms must be {TICK_INTERVAL_MS_MIN} to {TICK_INTERVAL_MS_MAX}"
+        )));
+    }
+    let secret_path = args
+        .auth_secret_file
+        .clone()
+        .unwrap_or_else(|| args.data_dir.join("auth-secret"));
+    let config = HostConfig {
+        client_listen_addr: args.client_listen,
+        admin_listen_addr: args.admin_listen,
+        auth_secret_path: secret_path.clone(),
+        token_age_max_secs: args.token_max_age_days * 24 * 60 * 60,
+        tick_interval: Duration::from_millis(args.tick_interval_ms),
+        enclave_log_level: parse_log_level(&args.log_level)?,
+        ..HostConfig::default()
+    };
+    config
+        .validate()
+        .map_err(|error| Failure::usage(format!("configuration: {error}")))?;
+    Ok((config, secret_path))
+}
+
+/// `cloister node`.
+pub async fn run(args: NodeArgs) -> Result<Outcome, Failure> {
+    if !args.dev {
+        return Err(Failure::usage(
+            "this build runs one-replica development groups only: pass --dev \
+             (replica groups and hardware TEEs arrive in later stages)"
+                .into(),
+        ));
+    }
+    let (config, secret_path) = host_config(&args)?;
+    std::fs::create_dir_all(&args.data_dir).map_err(|error| {
+        Failure::other(anyhow::anyhow!(
+            "creating {}: {error}",
+            args.data_dir.display()
+        ))
+    })?;
+    let secret_existed = secret_path.exists();
+    // The simulated TEE draws its randomness from the host's OS: honest, and insecure.
+    let mut seed = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut seed);
+    let env = Box::new(InsecureSimulatedEnv::from_seed(seed));
+    let init = config.init_config(unix_now_secs()).encode_to_vec();
+    let enclave = Enclave::init(&init, env).map_err(|error| Failure::other(error.into()))?;
+    let node = Node::start(config, enclave)
+        .await
+        .map_err(|error| Failure::other(error.into()))?;
+    let status = node
+        .dispatcher()
+        .create_group(CreateNewRaftGroupRequest::default())
+        .await
+        .map_err(|error| Failure::other(error.into()))?;
+    let group_id = status.group_config.map_or(0, |group| group.group_id);
+    println!(
+        "cloister node: simulated TEE (INSECURE, for development only), one-replica group {group_id:016x}"
+    );
+    println!("client listening on ws://{}", node.client_addr());
+    println!("admin listening on http://{}", node.admin_addr());
+    println!("enclave id {}", node.enclave_id());
+    println!(
+        "auth secret {} ({})",
+        secret_path.display(),
+        if secret_existed {
+            "existing"
+        } else {
+            "created"
+        }
+    );
+    println!("backups live in memory only: stopping this node erases them");
+    node.wait(shutdown_signal())
+        .await
+        .map_err(|error| Failure::other(error.into()))?;
+    Ok(Outcome::new(
+        "node stopped".into(),
+        serde_json::json!({"status": "stopped"}),
+    ))
+}
