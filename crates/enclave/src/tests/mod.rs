@@ -1,6 +1,7 @@
 //! Tests of the core through its door only, as a host would drive it.
 
 mod harness;
+mod mutation;
 
 use cloister_proto::enclave::{
     CloseClientRequest, CreateNewRaftGroupRequest, DeleteBackupRequest, EnclaveConfig,
