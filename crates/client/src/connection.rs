@@ -87,6 +87,9 @@ pub struct Connection {
 
 fn websocket_config() -> WebSocketConfig {
     WebSocketConfig::default()
+        // tungstenite zero-fills its read buffer up to this size on every read; responses are
+        // small, and larger frames still arrive whole over several reads.
+        .read_buffer_size(4 * 1024)
         .max_frame_size(Some(FRAME_BYTES_MAX))
         .max_message_size(Some(FRAME_BYTES_MAX))
 }
