@@ -48,7 +48,7 @@ pub struct NodeArgs {
     /// File holding the credential secret as one line of hex (default: DIR/auth-secret).
     #[arg(long)]
     pub auth_secret_file: Option<PathBuf>,
-    /// Enclave log level: none, fatal, error, warning, info, verbose.
+    /// Enclave log level: none, fatal, error, warning, info, verbose, max.
     #[arg(long, default_value = "info")]
     pub log_level: String,
     /// Milliseconds between timer ticks (the enclave's only clock).

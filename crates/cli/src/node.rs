@@ -19,20 +19,12 @@ pub const TICK_INTERVAL_MS_MIN: u64 = 10;
 /// Tick interval bounds, in milliseconds.
 pub const TICK_INTERVAL_MS_MAX: u64 = 60_000;
 
-/// Parse an enclave log level name.
+/// Parse an enclave log level name (the admin API's names).
 pub fn parse_log_level(name: &str) -> Result<EnclaveLogLevel, Failure> {
-    Ok(match name {
-        "none" => EnclaveLogLevel::None,
-        "fatal" => EnclaveLogLevel::Fatal,
-        "error" => EnclaveLogLevel::Error,
-        "warning" | "warn" => EnclaveLogLevel::Warning,
-        "info" => EnclaveLogLevel::Info,
-        "verbose" | "debug" => EnclaveLogLevel::Verbose,
-        other => {
-            return Err(Failure::usage(format!(
-                "--log-level {other:?}: expected none, fatal, error, warning, info or verbose"
-            )));
-        }
+    cloister_host::admin::json::parse_log_level(name).ok_or_else(|| {
+        Failure::usage(format!(
+            "--log-level {name:?}: expected none, fatal, error, warning, info, verbose or max"
+        ))
     })
 }
 

@@ -24,26 +24,29 @@ const TOKEN_HMAC_BYTES: usize = 10;
 
 /// A username and password for HTTP Basic auth. `Debug` never shows the password.
 ///
-/// The username is kept exactly as given: it is also the PIN salt's input (see
-/// [`crate::pin`]), so `"AB…"` and `"ab…"` are different users to the PIN hash.
+/// The username is lowercase hex, the one spelling hosts accept; it is also the PIN salt's
+/// input (see [`crate::pin`]), so a second spelling would be a different user to the PIN hash.
 pub struct Credentials {
     username: String,
     password: Zeroizing<String>,
 }
 
 impl Credentials {
-    /// Check and wrap credentials. The username must be 32 hex characters; the password
+    /// Check and wrap credentials. The username must be 32 lowercase hex characters (the
+    /// one spelling hosts accept, and the exact bytes the PIN salt uses); the password
     /// must be printable ASCII (it travels in an HTTP header), non-empty and bounded.
     pub fn new(username: impl Into<String>, password: impl Into<String>) -> Result<Self> {
         let username = username.into();
         let password = Zeroizing::new(password.into());
         if username.len() != 2 * BACKUP_ID_BYTES
-            || !username.bytes().all(|byte| byte.is_ascii_hexdigit())
+            || !username
+                .bytes()
+                .all(|byte| matches!(byte, b'0'..=b'9' | b'a'..=b'f'))
         {
             return Err(Error::invalid(
                 "username",
                 format!(
-                    "must be {} hex characters (a 16-byte backup id)",
+                    "must be {} lowercase hex characters (a 16-byte backup id)",
                     2 * BACKUP_ID_BYTES
                 ),
             ));
@@ -145,6 +148,8 @@ mod tests {
             &USERNAME[..31],
             &format!("{USERNAME}0"),
             "zz112233445566778899aabbccddeeff",
+            // Hosts accept only lowercase; refusing here saves a 401 later.
+            "AA112233445566778899AABBCCDDEEFF",
         ] {
             let error = Credentials::new(bad, "token").unwrap_err();
             assert!(
