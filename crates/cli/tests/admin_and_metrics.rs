@@ -126,3 +126,30 @@ async fn health_status_and_metrics_answer_without_leaking_secrets() {
     })
     .await;
 }
+
+// Issue: graceful shutdown on SIGTERM. The node stops accepting, closes its sockets and exits 0.
+#[tokio::test]
+async fn sigterm_stops_the_node_gracefully() {
+    bounded(async {
+        let dir = TestDir::new("sigterm");
+        let mut node = Node::start(&dir).await;
+        assert_eq!(node.cli("tries", "erin", &[]).await.code, 4);
+        let client_addr = node.client_addr;
+        let status = tokio::task::spawn_blocking(move || {
+            let status = node.terminate(std::time::Duration::from_secs(20));
+            (status, node.log())
+        })
+        .await
+        .unwrap();
+        let (status, log) = status;
+        let status = status.expect("the node exits within 20 s of SIGTERM");
+        assert!(status.success(), "exit status {status:?}; log:\n{log}");
+        assert!(
+            log.contains("terminated"),
+            "the node logs why it stopped:\n{log}"
+        );
+        // Nothing listens any more.
+        assert!(tokio::net::TcpStream::connect(client_addr).await.is_err());
+    })
+    .await;
+}

@@ -315,6 +315,24 @@ impl Node {
         std::fs::read_to_string(&self.log_file).unwrap_or_default()
     }
 
+    /// Sends SIGTERM (through the `kill` command: no libc binding needed) and waits up to
+    /// `limit` for the node to exit; returns its exit status, or `None` if it did not exit.
+    pub fn terminate(&mut self, limit: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let sent = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -TERM failed");
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        None
+    }
+
     /// Kills the node now and waits for it to exit.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
