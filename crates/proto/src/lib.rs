@@ -9,6 +9,7 @@
 //! - [`enclave`]: the host↔enclave door.
 //! - [`attest`]: evidence and the statement it binds.
 //! - [`log`]: entries of the replicated log.
+//! - [`e2e`]: enclave-to-enclave messages, relayed by hosts.
 //!
 //! ```
 //! use cloister_proto::{prost::Message, svr2::client::{Request, TriesRequest, request}};
@@ -44,6 +45,11 @@ pub mod cloister {
     pub mod log {
         include!(concat!(env!("OUT_DIR"), "/cloister.log.rs"));
     }
+
+    /// Enclave-to-enclave messages, relayed by hosts.
+    pub mod e2e {
+        include!(concat!(env!("OUT_DIR"), "/cloister.e2e.rs"));
+    }
 }
 
-pub use cloister::{attest, enclave, log};
+pub use cloister::{attest, e2e, enclave, log};
