@@ -13,6 +13,8 @@ use crate::core::{Enclave, Origin, Pending};
 use crate::db::BackupId;
 use crate::host_calls::done;
 use crate::replication::Committed;
+use crate::transactions::Purpose;
+use cloister_proto::e2e::transaction_response::Inner as Reply;
 
 impl Enclave {
     /// Propose `entry`; `origin` is answered when it commits (or is cancelled).
@@ -27,9 +29,21 @@ impl Enclave {
             return Err(Error::Unavailable("no group yet".into()));
         };
         let (index, term) = group.replication.propose(entry)?;
-        let previous = self.pending.insert(index, Pending { term, origin });
-        assert!(previous.is_none(), "two proposals for log index {index}");
+        self.add_pending(index, term, origin);
         Ok(())
+    }
+
+    /// Wait for the entry at `index` to commit at `term`, then answer `origin`.
+    pub(crate) fn add_pending(&mut self, index: u64, term: u64, origin: Origin) {
+        if let Some(previous) = self.pending.insert(index, Pending { term, origin }) {
+            // Only possible across a change of leader: the older wait can never complete.
+            self.answer(
+                previous.origin,
+                Err(Error::Unavailable(
+                    "transaction cancelled by a leader change".into(),
+                )),
+            );
+        }
     }
 
     /// Run Raft until it has nothing ready, applying every committed entry.
@@ -40,15 +54,7 @@ impl Enclave {
                 return;
             }
             let progress = group.replication.ready();
-            if !progress.messages.is_empty() {
-                self.log(
-                    EnclaveLogLevel::Warning,
-                    format!(
-                        "{} raft messages dropped: no peers",
-                        progress.messages.len()
-                    ),
-                );
-            }
+            self.send_raft_messages(progress.messages);
             for committed in progress.committed {
                 self.apply_committed(committed);
             }
@@ -59,10 +65,12 @@ impl Enclave {
     }
 
     fn apply_committed(&mut self, committed: Committed) {
-        let outcome = if committed.is_normal && !committed.data.is_empty() {
-            self.apply_entry(&committed.data)
+        let outcome = if !committed.is_normal {
+            self.apply_membership(&committed.data)
+        } else if committed.data.is_empty() {
+            Ok(None) // a new leader's no-op entry
         } else {
-            Ok(None) // Raft's own no-op or configuration entries
+            self.apply_entry(&committed.data)
         };
         let Some(pending) = self.pending.remove(&committed.index) else {
             return;
@@ -81,6 +89,18 @@ impl Enclave {
         self.answer(pending.origin, outcome);
     }
 
+    /// Apply a committed membership change.
+    fn apply_membership(&mut self, data: &[u8]) -> Result<Option<Response>, Error> {
+        let Some(group) = &mut self.group else {
+            return Err(Error::Internal("membership change without a group".into()));
+        };
+        // Raft's view first (it must apply every committed change), then the peer ids.
+        let change = group.replication.apply_conf_change(data)?;
+        group.members.apply(&change)?;
+        self.log(EnclaveLogLevel::Info, "membership changed".into());
+        Ok(None)
+    }
+
     /// Apply one entry's data to the database. Deterministic.
     fn apply_entry(&mut self, data: &[u8]) -> Result<Option<Response>, Error> {
         self.counters.entries_applied += 1;
@@ -88,7 +108,32 @@ impl Enclave {
             self.counters.entries_rejected += 1;
             Error::Internal("committed entry does not decode".into())
         })?;
-        match entry.inner {
+        let forwarded = entry.forwarded_by.filter(|by| by.raft_id == self.raft_id);
+        let outcome = self.apply_operation(entry.inner);
+        if let Some(by) = forwarded {
+            // Our own forwarded write: answer its client now, whatever we heard from the leader.
+            if let Some(Purpose::Forwarded {
+                client_id,
+                request_id,
+            }) = self.transactions.take(by.transaction_id)
+            {
+                self.answer(
+                    Origin::Client {
+                        client_id,
+                        request_id,
+                    },
+                    outcome.clone(),
+                );
+            }
+        }
+        outcome
+    }
+
+    fn apply_operation(
+        &mut self,
+        inner: Option<log_entry::Inner>,
+    ) -> Result<Option<Response>, Error> {
+        match inner {
             Some(log_entry::Inner::Client(operation)) => {
                 let backup_id = self.entry_backup_id(&operation.backup_id)?;
                 let request = operation.request.unwrap_or_default();
@@ -131,12 +176,19 @@ impl Enclave {
         }
     }
 
-    fn answer(&mut self, origin: Origin, outcome: Result<Option<Response>, Error>) {
+    pub(crate) fn answer(&mut self, origin: Origin, outcome: Result<Option<Response>, Error>) {
         match origin {
             Origin::Host { request_id } => match outcome {
                 Ok(_) => self.respond(request_id, done()),
                 Err(error) => self.respond_error(request_id, &error),
             },
+            Origin::Peer {
+                peer,
+                transaction_id,
+            } => {
+                let reply = outcome.map(|_| Reply::Done(cloister_proto::enclave::Done {}));
+                self.reply(peer, transaction_id, reply);
+            }
             Origin::Client {
                 client_id,
                 request_id,

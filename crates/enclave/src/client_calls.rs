@@ -1,10 +1,12 @@
 //! Client requests relayed by the host: new sessions, Noise frames, closes.
 
+use cloister_proto::e2e::transaction_request::Inner as Ask;
+use cloister_proto::e2e::transaction_response::Inner as Reply;
 use cloister_proto::enclave::{
     CloseClientRequest, ExistingClientReply, ExistingClientRequest, NewClientReply,
     NewClientRequest, host_to_enclave_response::Inner as Answer,
 };
-use cloister_proto::log::{ClientOperation, LogEntry, log_entry};
+use cloister_proto::log::{ClientOperation, ForwardedBy, LogEntry, log_entry};
 use cloister_proto::svr2::client::{Request, request};
 use prost::Message;
 
@@ -13,6 +15,7 @@ use crate::client::{ExpectHandshake, NOISE_MESSAGE_BYTES_MAX, Session};
 use crate::core::{Enclave, Origin};
 use crate::db::{BACKUP_ID_BYTES, BackupId, validate_request};
 use crate::host_calls::done;
+use crate::transactions::Purpose;
 
 impl Enclave {
     pub(crate) fn on_new_client(&mut self, request: NewClientRequest) -> Result<Answer, Error> {
@@ -117,19 +120,99 @@ impl Enclave {
         client_id: u64,
         request_id: u64,
     ) -> Result<(), Error> {
-        let entry = LogEntry {
-            inner: Some(log_entry::Inner::Client(ClientOperation {
-                backup_id: backup_id.to_vec(),
-                request: Some(request),
-            })),
+        let inner = Some(log_entry::Inner::Client(ClientOperation {
+            backup_id: backup_id.to_vec(),
+            request: Some(request),
+        }));
+        let origin = Origin::Client {
+            client_id,
+            request_id,
         };
-        self.propose(
-            entry.encode_to_vec(),
-            Origin::Client {
+        let leader = match &self.group {
+            Some(group) if !group.replication.is_leader() => group.replication.leader_id(),
+            _ => {
+                let entry = LogEntry {
+                    inner,
+                    forwarded_by: None,
+                };
+                return self.propose(entry.encode_to_vec(), origin);
+            }
+        };
+        self.forward_to_leader(leader, inner, client_id, request_id)
+    }
+
+    /// RaftWrite: a follower hands its client's entry to the leader, tagged so that this
+    /// replica recognises it when it applies it.
+    fn forward_to_leader(
+        &mut self,
+        leader: u64,
+        inner: Option<log_entry::Inner>,
+        client_id: u64,
+        request_id: u64,
+    ) -> Result<(), Error> {
+        let peer = self
+            .group
+            .as_ref()
+            .and_then(|group| group.members.peer_id(leader).copied())
+            .ok_or_else(|| Error::Unavailable("no leader known right now".into()))?;
+        let raft_id = self.raft_id;
+        let ask = |transaction_id| {
+            let forwarded_by = Some(ForwardedBy {
+                raft_id,
+                transaction_id,
+            });
+            Ask::RaftWrite(
+                LogEntry {
+                    inner,
+                    forwarded_by,
+                }
+                .encode_to_vec(),
+            )
+        };
+        self.start_transaction_with(
+            peer,
+            ask,
+            Purpose::Forwarded {
                 client_id,
                 request_id,
             },
-        )
+        )?;
+        self.counters.raft_writes_forwarded += 1;
+        Ok(())
+    }
+
+    /// The leader's answer to a forwarded write: where the entry will commit, if it does.
+    pub(crate) fn on_forward_reply(
+        &mut self,
+        client_id: u64,
+        request_id: u64,
+        reply: Result<Reply, Error>,
+    ) {
+        let origin = Origin::Client {
+            client_id,
+            request_id,
+        };
+        match reply {
+            Ok(Reply::RaftWrite(at)) => {
+                let applied = self
+                    .group
+                    .as_ref()
+                    .map_or(0, |group| group.replication.applied_index());
+                if at.index <= applied {
+                    // Applied already without our tag being seen: a different entry took it.
+                    let cancelled =
+                        Error::Unavailable("transaction cancelled by a leader change".into());
+                    self.answer(origin, Err(cancelled));
+                } else {
+                    self.add_pending(at.index, at.term, origin);
+                }
+            }
+            Ok(_) => self.answer(
+                origin,
+                Err(Error::Internal("unexpected answer to RaftWrite".into())),
+            ),
+            Err(error) => self.answer(origin, Err(error)),
+        }
     }
 
     fn count_request(&mut self, request: &Request) {

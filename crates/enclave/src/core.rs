@@ -15,8 +15,11 @@ use zeroize::Zeroizing;
 use crate::client::{ClientKey, ClientSessions};
 use crate::config::ValidConfig;
 use crate::db::Database;
+use crate::membership::{Members, PeerId};
 use crate::metrics::Counters;
+use crate::peers::{PeerChannels, PeerLimits};
 use crate::replication::Replication;
+use crate::transactions::Transactions;
 use crate::{Env, Error};
 
 /// Largest serialized `UntrustedMessage` the core accepts (a client frame plus framing).
@@ -32,6 +35,8 @@ pub(crate) enum Origin {
     Client { client_id: u64, request_id: u64 },
     /// A host request, answered with `Done`.
     Host { request_id: u64 },
+    /// A peer's membership transaction, answered with `Done`.
+    Peer { peer: PeerId, transaction_id: u64 },
 }
 
 /// A proposal waiting for its entry to commit at the expected term.
@@ -45,6 +50,7 @@ pub(crate) struct Group {
     pub(crate) config: GroupConfig,
     pub(crate) replication: Replication,
     pub(crate) client_key: ClientKey,
+    pub(crate) members: Members,
 }
 
 /// The enclave core: a deterministic state machine behind one door.
@@ -64,6 +70,14 @@ pub struct Enclave {
     pub(crate) pending: BTreeMap<u64, Pending>,
     outbox: VecDeque<Vec<u8>>,
     pub(crate) counters: Counters,
+    pub(crate) peers: PeerChannels,
+    /// Serialized evidence binding the peer key and the group (or "no group yet").
+    pub(crate) peer_evidence: Vec<u8>,
+    pub(crate) transactions: Transactions,
+    /// True while a JoinRaft is under way.
+    pub(crate) joining: bool,
+    /// The latest clock each peer reported (NewTimestampUnixSecs), by raft id.
+    pub(crate) peer_times: BTreeMap<u64, u64>,
 }
 
 impl std::fmt::Debug for Enclave {
@@ -87,8 +101,9 @@ impl Enclave {
         let mut peer_private = Zeroizing::new([0u8; 32]);
         env.fill_random(peer_private.as_mut());
         let peer_id = PublicKey::from(&StaticSecret::from(*peer_private)).to_bytes();
-        let raft_id = raft_id_from_peer_id(&peer_id);
-        Ok(Self {
+        let raft_id = crate::membership::raft_id_of(&peer_id);
+        let peers = PeerChannels::new(&peer_private, PeerLimits::default());
+        let mut enclave = Self {
             env,
             sessions: ClientSessions::new(config.client_sessions_max),
             config,
@@ -101,7 +116,14 @@ impl Enclave {
             pending: BTreeMap::new(),
             outbox: VecDeque::new(),
             counters: Counters::default(),
-        })
+            peers,
+            peer_evidence: Vec::new(),
+            transactions: Transactions::default(),
+            joining: false,
+            peer_times: BTreeMap::new(),
+        };
+        enclave.attest_peer_key();
+        Ok(enclave)
     }
 
     /// This replica's peer id (its peer static public key).
@@ -125,12 +147,8 @@ impl Enclave {
                 self.on_timer_tick(tick);
                 Ok(())
             }
-            Some(untrusted_message::Inner::ResetPeer(_)) => {
-                Err(Error::NotSupported("ResetPeer arrives with replica groups"))
-            }
-            Some(untrusted_message::Inner::PeerMessage(_)) => Err(Error::NotSupported(
-                "peer messages arrive with replica groups",
-            )),
+            Some(untrusted_message::Inner::ResetPeer(reset)) => self.on_reset_peer(&reset.peer_id),
+            Some(untrusted_message::Inner::PeerMessage(message)) => self.on_peer_message(message),
             None => {
                 self.counters.host_messages_malformed += 1;
                 Err(Error::HostMisbehaved(
@@ -183,6 +201,9 @@ impl Enclave {
         if let Some(group) = &mut self.group {
             group.replication.tick();
         }
+        self.expire_transactions();
+        self.expire_peers();
+        self.broadcast_timestamp();
     }
 
     fn on_host_request(&mut self, request: HostToEnclaveRequest) {
@@ -224,7 +245,7 @@ impl Enclave {
         }
     }
 
-    fn emit(&mut self, inner: enclave_message::Inner) {
+    pub(crate) fn emit(&mut self, inner: enclave_message::Inner) {
         self.outbox
             .push_back(EnclaveMessage { inner: Some(inner) }.encode_to_vec());
     }
@@ -236,11 +257,4 @@ impl Enclave {
         self.config = config;
         Ok(())
     }
-}
-
-/// Raft ids are the first 8 bytes of the peer id; 0 is reserved by Raft for "none".
-fn raft_id_from_peer_id(peer_id: &[u8; 32]) -> u64 {
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&peer_id[..8]);
-    u64::from_be_bytes(first).max(1)
 }

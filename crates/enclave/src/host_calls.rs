@@ -9,11 +9,16 @@ use cloister_proto::enclave::{
 use prost::Message;
 
 use crate::Error;
+use cloister_proto::e2e::transaction_request::Inner as Ask;
+use raft::eraftpb::ConfChangeType;
+
 use crate::client::ClientKey;
 use crate::core::{Enclave, Group, Origin};
 use crate::db::BACKUP_ID_BYTES;
+use crate::membership::{Members, PeerId};
 use crate::metrics::{Gauges, to_reply};
 use crate::replication::Replication;
+use crate::transactions::Purpose;
 
 /// Most voting replicas a group may have.
 pub const VOTING_REPLICAS_MAX: u32 = 15;
@@ -61,17 +66,13 @@ impl Enclave {
             }
             Call::Reconfigure(config) => self.reconfigure(config).map(|()| Some(done())),
             Call::RefreshAttestation(_) => self.on_refresh_attestation().map(Some),
-            Call::JoinRaft(_) => Err(Error::NotSupported("JoinRaft arrives with replica groups")),
-            Call::PingPeer(_) => Err(Error::NotSupported("PingPeer arrives with replica groups")),
-            Call::RequestVoting(_) => Err(Error::NotSupported(
-                "RequestVoting arrives with replica groups",
-            )),
-            Call::RelinquishLeadership(_) => Err(Error::NotSupported(
-                "RelinquishLeadership arrives with replica groups",
-            )),
-            Call::RequestRemoval(_) => Err(Error::NotSupported(
-                "RequestRemoval arrives with replica groups",
-            )),
+            Call::JoinRaft(join) => self.on_join_raft(request_id, &join.peer_id).map(|()| None),
+            Call::PingPeer(ping) => self.on_ping_peer(request_id, &ping.peer_id).map(|()| None),
+            Call::RequestVoting(_) => self.on_request_membership(request_id, Ask::RaftVoting(true)),
+            Call::RequestRemoval(_) => {
+                self.on_request_membership(request_id, Ask::RaftRemoval(true))
+            }
+            Call::RelinquishLeadership(_) => self.on_relinquish_leadership().map(Some),
         }
     }
 
@@ -99,17 +100,23 @@ impl Enclave {
             self.env.fill_random(&mut group_id);
         }
         config.group_id = u64::from_be_bytes(group_id);
+        if self.joining {
+            return Err(Error::FailedPrecondition("a join is under way".into()));
+        }
         let replication = Replication::create(self.raft_id, &config)?;
         let client_key = ClientKey::generate(self.env.as_mut(), &config, self.now_unix_secs);
         self.log(
             EnclaveLogLevel::Info,
             format!("created group {:016x} as its only voter", config.group_id),
         );
+        let members = Members::founding(self.peer_id);
         self.group = Some(Group {
             config,
             replication,
             client_key,
+            members,
         });
+        self.refresh_peer_attestation();
         Ok(Answer::Status(self.status()))
     }
 
@@ -123,6 +130,7 @@ impl Enclave {
         // Sessions already handshaking keep the key they started with; new ones get this one.
         group.client_key = ClientKey::generate(self.env.as_mut(), &group.config, now);
         self.counters.attestation_refreshes += 1;
+        self.refresh_peer_attestation();
         self.log(EnclaveLogLevel::Info, "client static key rotated".into());
         Ok(done())
     }
@@ -142,6 +150,7 @@ impl Enclave {
             inner: Some(cloister_proto::log::log_entry::Inner::HostDelete(
                 cloister_proto::log::HostDelete { backup_id },
             )),
+            forwarded_by: None,
         };
         self.propose(entry.encode_to_vec(), Origin::Host { request_id })?;
         self.counters.host_deletes += 1;
@@ -164,19 +173,83 @@ impl Enclave {
         }
     }
 
-    fn status(&self) -> EnclaveStatus {
+    fn on_ping_peer(&mut self, request_id: u64, peer_id: &[u8]) -> Result<(), Error> {
+        let peer: PeerId = peer_id
+            .try_into()
+            .map_err(|_| Error::InvalidArgument("peer id must be 32 bytes".into()))?;
+        if peer == self.peer_id {
+            return Err(Error::InvalidArgument(
+                "a replica cannot ping itself".into(),
+            ));
+        }
+        self.start_transaction(peer, Ask::Ping(true), Purpose::Host { request_id })
+            .map(|_| ())
+    }
+
+    /// RequestVoting / RequestRemoval: ask the leader to change this replica's membership.
+    fn on_request_membership(
+        &mut self,
+        request_id: u64,
+        ask: Ask,
+    ) -> Result<Option<Answer>, Error> {
+        let Some(group) = &mut self.group else {
+            return Err(Error::FailedPrecondition("no group yet".into()));
+        };
+        let leader_raft_id = group.replication.leader_id();
+        if leader_raft_id == self.raft_id {
+            // The leader changes its own membership directly.
+            let kind = match ask {
+                Ask::RaftRemoval(_) => ConfChangeType::RemoveNode,
+                _ => return Err(Error::FailedPrecondition("the leader already votes".into())),
+            };
+            let (index, term) = group
+                .replication
+                .propose_conf_change(Members::change(kind, &self.peer_id))?;
+            self.add_pending(index, term, Origin::Host { request_id });
+            return Ok(None);
+        }
+        let leader = *group
+            .members
+            .peer_id(leader_raft_id)
+            .ok_or_else(|| Error::Unavailable("no leader known right now".into()))?;
+        self.start_transaction(leader, ask, Purpose::Host { request_id })?;
+        Ok(None)
+    }
+
+    /// Hand leadership to the most up-to-date other voter.
+    fn on_relinquish_leadership(&mut self) -> Result<Answer, Error> {
+        let Some(group) = &mut self.group else {
+            return Err(Error::FailedPrecondition("no group yet".into()));
+        };
+        if !group.replication.is_leader() {
+            return Err(Error::FailedPrecondition(
+                "this replica is not the leader".into(),
+            ));
+        }
+        let successor = group
+            .replication
+            .members()
+            .into_iter()
+            .filter(|(raft_id, voting, _)| *voting && *raft_id != self.raft_id)
+            .max_by_key(|(_, _, match_index)| *match_index)
+            .map(|(raft_id, _, _)| raft_id)
+            .ok_or_else(|| {
+                Error::FailedPrecondition("no other voter to hand leadership to".into())
+            })?;
+        group.replication.transfer_leader(successor);
+        Ok(done())
+    }
+
+    pub(crate) fn status(&self) -> EnclaveStatus {
         let group = self.group.as_ref();
         let replication = group.map(|group| &group.replication);
         let members = replication.map_or_else(Vec::new, |r| {
             r.members()
                 .into_iter()
                 .map(|(raft_id, voting, match_index)| RaftMember {
-                    // Only this replica's peer id is known until peers connect.
-                    peer_id: if raft_id == self.raft_id {
-                        self.peer_id.to_vec()
-                    } else {
-                        Vec::new()
-                    },
+                    peer_id: group
+                        .and_then(|group| group.members.peer_id(raft_id))
+                        .map_or_else(Vec::new, |peer| peer.to_vec()),
                     raft_id,
                     voting,
                     match_index,

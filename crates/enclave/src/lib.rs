@@ -57,8 +57,13 @@ mod db;
 mod env;
 mod error;
 mod host_calls;
+mod join;
+mod membership;
 mod metrics;
+mod peer_calls;
+mod peers;
 mod replication;
+mod transactions;
 
 pub use crate::client::{CLIENT_NOISE_PATTERN, CLIENT_SESSIONS_MAX, NOISE_MESSAGE_BYTES_MAX};
 pub use crate::config::PENDING_REQUESTS_MAX;

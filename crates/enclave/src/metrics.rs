@@ -28,6 +28,13 @@ pub struct Counters {
     pub(crate) entries_rejected: u64,
     pub(crate) timer_ticks: u64,
     pub(crate) attestation_refreshes: u64,
+    pub(crate) peer_frames_sent: u64,
+    pub(crate) peer_frames_refused: u64,
+    pub(crate) peer_connections: u64,
+    pub(crate) peer_disconnections: u64,
+    pub(crate) raft_messages_unroutable: u64,
+    pub(crate) raft_writes_forwarded: u64,
+    pub(crate) replicate_state_pushes: u64,
 }
 
 /// Point-in-time values.
@@ -83,6 +90,13 @@ impl Counters {
             metric("entries_rejected", self.entries_rejected),
             metric("timer_ticks", self.timer_ticks),
             metric("attestation_refreshes", self.attestation_refreshes),
+            metric("peer_frames_sent", self.peer_frames_sent),
+            metric("peer_frames_refused", self.peer_frames_refused),
+            metric("peer_connections", self.peer_connections),
+            metric("peer_disconnections", self.peer_disconnections),
+            metric("raft_messages_unroutable", self.raft_messages_unroutable),
+            metric("raft_writes_forwarded", self.raft_writes_forwarded),
+            metric("replicate_state_pushes", self.replicate_state_pushes),
         ]
     }
 }

@@ -8,7 +8,7 @@
 //! ```
 
 mod keys;
-mod noise;
+pub(crate) mod noise;
 mod session;
 mod sessions;
 

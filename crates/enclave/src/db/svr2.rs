@@ -249,5 +249,7 @@ impl Database {
     }
 }
 
+mod stream;
+
 #[cfg(test)]
 mod tests;

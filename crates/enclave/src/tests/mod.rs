@@ -1,5 +1,6 @@
 //! Tests of the core through its door only, as a host would drive it.
 
+mod cluster;
 mod harness;
 mod mutation;
 
@@ -378,12 +379,37 @@ fn key_rotation_keeps_old_sessions_and_attests_the_new_key() {
 }
 
 #[test]
-fn later_calls_answer_not_supported() {
+fn replica_group_calls_check_their_preconditions() {
     let mut harness = Harness::with_group(11);
     let answer = harness.call(Call::JoinRaft(JoinRaftRequest {
         peer_id: vec![1; 32],
     }));
-    assert_eq!(error_code(&answer), ErrorCode::NotSupported);
+    assert_eq!(
+        error_code(&answer),
+        ErrorCode::FailedPrecondition,
+        "already in a group"
+    );
+    let mut bare = Harness::bare(12);
+    for peer_id in [vec![], vec![1; 31], bare.enclave.peer_id().to_vec()] {
+        let answer = bare.call(Call::JoinRaft(JoinRaftRequest { peer_id }));
+        assert_eq!(error_code(&answer), ErrorCode::InvalidArgument);
+    }
+    let answer = bare.call(Call::RequestVoting(Default::default()));
+    assert_eq!(
+        error_code(&answer),
+        ErrorCode::FailedPrecondition,
+        "no group"
+    );
+    let answer = harness.call(Call::PingPeer(cloister_proto::enclave::PingPeerRequest {
+        peer_id: vec![1; 3],
+    }));
+    assert_eq!(error_code(&answer), ErrorCode::InvalidArgument);
+    let answer = harness.call(Call::RelinquishLeadership(Default::default()));
+    assert_eq!(
+        error_code(&answer),
+        ErrorCode::FailedPrecondition,
+        "no other voter"
+    );
     let pq = CreateNewRaftGroupRequest {
         client_pq: true,
         ..Default::default()
@@ -397,7 +423,7 @@ fn later_calls_answer_not_supported() {
     };
     assert!(matches!(
         harness.feed(&reset.encode_to_vec()),
-        Err(crate::Error::NotSupported(_))
+        Err(crate::Error::HostMisbehaved(_))
     ));
 }
 
