@@ -22,12 +22,14 @@ use crate::replication::Replication;
 use crate::transactions::Transactions;
 use crate::{Env, Error};
 
-/// Largest serialized `UntrustedMessage` the core accepts (a client frame plus framing).
-pub const UNTRUSTED_MESSAGE_BYTES_MAX: usize = 256 * 1024;
+/// Largest serialized `UntrustedMessage` the core accepts: a peer's Syn (evidence and
+/// endorsements at their bounds) or a client frame, plus framing.
+pub const UNTRUSTED_MESSAGE_BYTES_MAX: usize = 512 * 1024;
 /// Largest serialized `InitConfig`.
 pub const INIT_CONFIG_BYTES_MAX: usize = 4 * 1024;
 
 const _: () = assert!(crate::client::NOISE_MESSAGE_BYTES_MAX + 64 <= UNTRUSTED_MESSAGE_BYTES_MAX);
+const _: () = assert!(crate::peers::PEER_FRAME_BYTES_MAX + 128 <= UNTRUSTED_MESSAGE_BYTES_MAX);
 
 /// Who waits for a log entry to commit.
 pub(crate) enum Origin {

@@ -17,8 +17,10 @@ use crate::core::{Enclave, Group, Origin};
 use crate::db::BACKUP_ID_BYTES;
 use crate::membership::{Members, PeerId};
 use crate::metrics::{Gauges, to_reply};
+use crate::peers::ConnectionState;
 use crate::replication::Replication;
 use crate::transactions::Purpose;
+use cloister_proto::enclave::PeerStatus;
 
 /// Most voting replicas a group may have.
 pub const VOTING_REPLICAS_MAX: u32 = 15;
@@ -275,7 +277,28 @@ impl Enclave {
             attestation_timestamp_unix_secs: group
                 .map_or(0, |g| g.client_key.attested_at_unix_secs()),
             pending_requests: self.pending.len() as u64,
+            peers: self.peer_statuses(),
         }
+    }
+
+    fn peer_statuses(&self) -> Vec<PeerStatus> {
+        self.peers
+            .peers()
+            .into_iter()
+            .filter_map(|peer| {
+                let (state, attested_at_unix_secs) = match self.peers.connection_state(&peer)? {
+                    ConnectionState::AwaitSynAck { .. } => ("handshaking", 0),
+                    ConnectionState::Connected {
+                        attested_at_unix_secs,
+                    } => ("connected", attested_at_unix_secs),
+                };
+                Some(PeerStatus {
+                    peer_id: peer.to_vec(),
+                    state: state.into(),
+                    attested_at_unix_secs,
+                })
+            })
+            .collect()
     }
 
     fn hashes(&self) -> HashesReply {

@@ -1,5 +1,5 @@
 //! The core's side of enclave-to-enclave traffic: peer evidence, frames in and out through
-//! [`PeerChannels`], and dispatch of what arrives (Raft messages, transactions).
+//! [`PeerChannels`](crate::peers::PeerChannels), and dispatch of what arrives (Raft messages, transactions).
 
 use cloister_proto::attest::AttestationData;
 use cloister_proto::e2e::{EnclaveToEnclave, enclave_to_enclave};
@@ -104,12 +104,15 @@ impl Enclave {
                     };
                     self.emit(enclave_message::Inner::PeerMessage(message));
                 }
-                PeerEvent::Connected { peer, .. } | PeerEvent::Reattested { peer, .. } => {
+                PeerEvent::Connected { peer, attestation }
+                | PeerEvent::Reattested { peer, attestation } => {
                     self.counters.peer_connections += 1;
-                    self.log(
-                        EnclaveLogLevel::Info,
-                        format!("peer {} attested", short(&peer)),
-                    );
+                    let standing = match attestation.group_config() {
+                        Some(_) => "in our group",
+                        None => "not in a group yet",
+                    };
+                    let message = format!("peer {} attested, {standing}", short(&peer));
+                    self.log(EnclaveLogLevel::Info, message);
                 }
                 PeerEvent::Received { peer, message } => self.on_peer_received(peer, message),
                 PeerEvent::Disconnected { peer, reason } => {

@@ -10,13 +10,17 @@
 //! - [`attest`]: evidence and the statement it binds.
 //! - [`log`]: entries of the replicated log.
 //! - [`e2e`]: enclave-to-enclave messages, relayed by hosts.
+//! - [`transport`]: the frames hosts relay those messages in, host to host over TCP.
 //!
 //! ```
 //! use cloister_proto::{prost::Message, svr2::client::{Request, TriesRequest, request}};
 //! let bytes = Request { inner: Some(request::Inner::Tries(TriesRequest {})) }.encode_to_vec();
 //! assert!(Request::decode(bytes.as_slice()).is_ok());
 //! ```
-#![allow(missing_docs)] // generated code carries the .proto comments, not docs on every item
+#![allow(missing_docs)]
+// generated code carries the .proto comments, not docs on every item
+// Generated oneofs hold messages inline; boxing them would change every caller for no gain.
+#![allow(clippy::large_enum_variant)]
 
 pub use prost;
 
@@ -50,6 +54,11 @@ pub mod cloister {
     pub mod e2e {
         include!(concat!(env!("OUT_DIR"), "/cloister.e2e.rs"));
     }
+
+    /// Host-to-host peer transport frames (TCP, length-prefixed).
+    pub mod transport {
+        include!(concat!(env!("OUT_DIR"), "/cloister.transport.rs"));
+    }
 }
 
-pub use cloister::{attest, e2e, enclave, log};
+pub use cloister::{attest, e2e, enclave, log, transport};

@@ -47,11 +47,6 @@ impl PeerAttestation {
     pub(crate) fn attested_at_unix_secs(&self) -> u64 {
         self.verified.timestamp_unix_secs()
     }
-
-    /// Everything the verifier established.
-    pub(crate) fn verified(&self) -> &VerifiedAttestation {
-        &self.verified
-    }
 }
 
 /// How old a peer's evidence may be: the group's timeout, or the verifier's default (24 h)

@@ -2,12 +2,11 @@
 //! expiry and resets. Inbound frames are in `inbound.rs`.
 //!
 //! ```text
-//!             send (no connection)            SynAck verified
-//!   (none) ──────────────────────▶ AwaitSynAck ─────────────▶ Connected
-//!     ▲  ▲  Syn verified (we answer)     │                       │
-//!     │  └───────────────────────────────┼──────────────────────▶│
-//!     │  Rst, bad frame, expiry, reset   │                       │
-//!     └──────────────────────────────────┴───────────────────────┘
+//!   (none) ───────send───────▶ AwaitSynAck ───SynAck verified───▶ Connected
+//!   (none) ─────────────────Syn verified: we answer─────────────▶ Connected
+//!   AwaitSynAck ──Syn verified and our id is larger: we answer──▶ Connected
+//!   Connected ────Syn verified: the peer started over───────────▶ Connected (new)
+//!   either ───Rst in, bad frame, expiry, reset───▶ (none), with an Rst out
 //! ```
 
 use std::collections::BTreeMap;
@@ -20,7 +19,9 @@ use sha2::{Digest, Sha256};
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
-use super::attestation::{PeerAttestation, attestation_timeout_secs};
+#[cfg(test)]
+use super::attestation::PeerAttestation;
+use super::attestation::attestation_timeout_secs;
 use super::connected::Connected;
 use super::handshake::AwaitSynAck;
 use super::{Outbound, PeerContext, PeerEvent, PeerId, PeerLimits, RST_REASON_BYTES_MAX, short};
@@ -74,11 +75,6 @@ impl PeerChannels {
             connections: BTreeMap::new(),
             handshakes_started: 0,
         }
-    }
-
-    /// This enclave's peer id.
-    pub(crate) fn own_id(&self) -> &PeerId {
-        &self.own_id
     }
 
     /// Send `message` to `to`: now if connected, else queued behind a handshake this call
@@ -189,37 +185,45 @@ impl PeerChannels {
     /// Drop connections whose peer evidence is older than the attestation timeout at
     /// `ctx.now_unix_secs`, and handshakes older than the handshake timeout.
     pub(crate) fn expire(&mut self, ctx: &PeerContext<'_>) -> Vec<PeerEvent> {
-        let now = ctx.now_unix_secs;
-        let attestation_timeout = attestation_timeout_secs(ctx);
-        let handshake_timeout = self.limits.handshake_timeout_secs;
-        let mut expired = Vec::new();
-        for (peer, connection) in &self.connections {
-            let reason = match connection {
-                Connection::Connected(connected) => {
-                    let at = connected.attestation().attested_at_unix_secs();
-                    (now.saturating_sub(at) > attestation_timeout).then(|| {
-                        format!("peer {}'s evidence from {at} is older than {attestation_timeout}s at {now}", short(peer))
-                    })
-                }
-                Connection::AwaitSynAck(attempt) => {
-                    let at = attempt.started_unix_secs();
-                    (now.saturating_sub(at) > handshake_timeout).then(|| {
-                        format!(
-                            "no SynAck from peer {} within {handshake_timeout}s",
-                            short(peer)
-                        )
-                    })
-                }
-            };
-            if let Some(reason) = reason {
-                expired.push((*peer, Error::Unavailable(reason)));
-            }
-        }
+        let expired: Vec<(PeerId, Error)> = self
+            .connections
+            .iter()
+            .filter_map(|(peer, connection)| {
+                let reason = self.expiry(peer, connection, ctx)?;
+                Some((*peer, Error::Unavailable(reason)))
+            })
+            .collect();
         let mut events = Vec::new();
         for (peer, reason) in expired {
             events.extend(self.drop_connection(&peer, reason));
         }
         events
+    }
+
+    /// Why `connection` has expired at `ctx.now_unix_secs`, if it has.
+    fn expiry(
+        &self,
+        peer: &PeerId,
+        connection: &Connection,
+        ctx: &PeerContext<'_>,
+    ) -> Option<String> {
+        let now = ctx.now_unix_secs;
+        match connection {
+            Connection::Connected(connected) => {
+                let at = connected.attestation().attested_at_unix_secs();
+                let timeout = attestation_timeout_secs(ctx);
+                (now.saturating_sub(at) > timeout).then(|| {
+                    let peer = short(peer);
+                    format!("peer {peer}'s evidence from {at} is older than {timeout}s at {now}")
+                })
+            }
+            Connection::AwaitSynAck(attempt) => {
+                let at = attempt.started_unix_secs();
+                let timeout = self.limits.handshake_timeout_secs;
+                (now.saturating_sub(at) > timeout)
+                    .then(|| format!("no SynAck from peer {} within {timeout}s", short(peer)))
+            }
+        }
     }
 
     /// The host may have lost frames to or from `peer` (ResetPeer): drop the connection, so
@@ -250,6 +254,7 @@ impl PeerChannels {
     }
 
     /// The latest verified attestation of a connected peer.
+    #[cfg(test)]
     pub(crate) fn attestation(&self, peer: &PeerId) -> Option<&PeerAttestation> {
         match self.connections.get(peer) {
             Some(Connection::Connected(connected)) => Some(connected.attestation()),
@@ -265,7 +270,13 @@ impl PeerChannels {
         self.connections.iter().filter_map(connected).collect()
     }
 
+    /// Every peer with a connection, handshaking or established, in id order.
+    pub(crate) fn peers(&self) -> Vec<PeerId> {
+        self.connections.keys().copied().collect()
+    }
+
     /// Connections, handshaking or established.
+    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.connections.len()
     }

@@ -105,7 +105,7 @@ impl Connected {
             .read_message(ciphertext, &mut plaintext)
             .map_err(|_| {
                 Error::HostMisbehaved(
-                    "data frame does not decrypt (forged, replayed, reordered or after a lost frame)"
+                    "data frame does not decrypt (forged, replayed, reordered or after a lost one)"
                         .into(),
                 )
             })?;

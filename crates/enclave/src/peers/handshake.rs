@@ -250,7 +250,7 @@ fn read_empty(
         .read_message(message, &mut payload)
         .map_err(|error| {
             refused(format!(
-                "does not verify ({error}): the sender does not hold the peer's key"
+                "does not verify ({error}): forged, or the sender lacks the key it claims"
             ))
         })?;
     if length != 0 {

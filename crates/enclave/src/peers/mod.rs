@@ -13,7 +13,7 @@
 //!  (that connection only; every other connection is untouched)
 //! ```
 //!
-//! A peer's id is its X25519 static key. Hosts relay [`PeerFrame`] bytes in
+//! A peer's id is its X25519 static key. Hosts relay `PeerFrame` bytes in
 //! `PeerMessage.data` and can drop, delay, replay or reorder them; they cannot read or forge
 //! them. Noise transport nonces make a replayed, dropped or reordered data frame fail to
 //! decrypt, which resets the connection; the next [`PeerChannels::send`] reconnects.
@@ -40,8 +40,6 @@
 //! outside any group is accepted, and the caller decides what it may do from the
 //! [`PeerAttestation`] in the `Connected` event.
 
-#![allow(dead_code, unused_imports)] // wired into the core by the replica-groups work
-
 mod attestation;
 mod channels;
 mod connected;
@@ -59,9 +57,8 @@ use cloister_proto::e2e::EnclaveToEnclave;
 use crate::Error;
 use crate::client::noise::{NOISE_MESSAGE_BYTES_MAX, NOISE_TAG_BYTES};
 
-pub(crate) use attestation::{NO_GROUP_ID, PeerAttestation, ungrouped_config};
+pub(crate) use attestation::{PeerAttestation, ungrouped_config};
 pub(crate) use channels::{ConnectionState, PeerChannels};
-pub(crate) use handshake::PEER_NOISE_PATTERN;
 
 /// A peer's id: its X25519 static public key, bound into its evidence.
 pub(crate) type PeerId = [u8; 32];
