@@ -3,7 +3,14 @@
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let files = ["client.proto", "attest.proto", "enclave.proto", "log.proto", "e2e.proto"];
+    let files = [
+        "client.proto",
+        "attest.proto",
+        "enclave.proto",
+        "log.proto",
+        "e2e.proto",
+        "transport.proto",
+    ];
     for file in &files {
         println!("cargo:rerun-if-changed={}", root.join(file).display());
     }
