@@ -19,20 +19,59 @@ pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub async fn run(args: AdminArgs) -> Result<Outcome, Failure> {
     match args.command {
         AdminCommand::Status(common) => status(common).await,
+        AdminCommand::CreateGroup(common) => post(&common, "/v1/create-group", "{}").await,
+        AdminCommand::Join(peer) => {
+            let body = serde_json::json!({ "peer": peer.peer.to_string() }).to_string();
+            post(&peer.common, "/v1/join", &body).await
+        }
+        AdminCommand::RequestVoting(common) => post(&common, "/v1/request-voting", "{}").await,
+        AdminCommand::Relinquish(common) => post(&common, "/v1/relinquish", "{}").await,
+        AdminCommand::Remove(common) => post(&common, "/v1/remove", "{}").await,
+        AdminCommand::PingPeer(peer) => {
+            let body = serde_json::json!({ "peer": peer.peer.to_string() }).to_string();
+            post(&peer.common, "/v1/ping-peer", &body).await
+        }
+        AdminCommand::Hashes(common) => {
+            let json = call(&common, "GET", "/v1/hashes", None).await?;
+            let text = format!(
+                "db hash {} commit {} applied {}",
+                json["db_hash"].as_str().unwrap_or("?"),
+                json["commit_index"],
+                json["applied_index"]
+            );
+            Ok(Outcome::new(text, json))
+        }
     }
 }
 
-async fn status(common: AdminCommon) -> Result<Outcome, Failure> {
+/// POST a JSON body; print what the node answered.
+async fn post(common: &AdminCommon, path: &str, body: &str) -> Result<Outcome, Failure> {
+    let json = call(common, "POST", path, Some(body)).await?;
+    Ok(Outcome::new(format!("ok: {json}"), json))
+}
+
+/// One admin call; a non-200 answer is an error with the node's message.
+async fn call(
+    common: &AdminCommon,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Result<Value, Failure> {
     let authority = authority(&common.admin)?;
-    let (code, body) = tokio::time::timeout(ADMIN_TIMEOUT, get(&authority, "/v1/status"))
+    let (code, text) = tokio::time::timeout(ADMIN_TIMEOUT, request(&authority, method, path, body))
         .await
         .map_err(|_| Failure::other(anyhow!("admin API at {} did not answer", common.admin)))?
         .map_err(Failure::other)?;
-    let json: Value = serde_json::from_str(&body)
+    let json: Value = serde_json::from_str(&text)
         .map_err(|_| Failure::other(anyhow!("admin API answered {code} with non-JSON")))?;
     if code != 200 {
         return Err(Failure::other(anyhow!("admin API answered {code}: {json}")));
     }
+    Ok(json)
+}
+
+async fn status(common: AdminCommon) -> Result<Outcome, Failure> {
+    let json = call(&common, "GET", "/v1/status", None).await?;
     Ok(Outcome::new(render_status(&json), json))
 }
 
@@ -77,13 +116,21 @@ fn authority(url: &str) -> Result<String, Failure> {
     Ok(authority.to_owned())
 }
 
-/// One GET; returns (status code, body).
-async fn get(authority: &str, path: &str) -> anyhow::Result<(u16, String)> {
+/// One request; returns (status code, body).
+pub async fn request(
+    authority: &str,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> anyhow::Result<(u16, String)> {
     let mut stream = TcpStream::connect(authority)
         .await
         .with_context(|| format!("connecting to the admin API at {authority}"))?;
+    let body = body.unwrap_or("");
     let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nAccept: application/json\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nAccept: application/json\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     );
     stream.write_all(request.as_bytes()).await?;
     let mut response = Vec::new();

@@ -29,13 +29,35 @@ pub enum Command {
     Admin(AdminArgs),
     /// Load-test a node and report throughput and latency.
     Bench(BenchArgs),
+    /// Start a local group of simulated replicas (separate processes) for trying Cloister out.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// How many replicas (1 to 7).
+    #[arg(long, default_value_t = 3)]
+    pub replicas: u32,
+    /// Where the replicas keep their files.
+    #[arg(long, default_value = "./cloister-demo")]
+    pub data_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
 pub struct NodeArgs {
     /// Run a one-replica group on the simulated (insecure) TEE backend, with no other setup.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "simulated")]
     pub dev: bool,
+    /// Run on the simulated (insecure) TEE backend without creating a group: create one with
+    /// `cloister admin create-group`, or join one with `cloister admin join`.
+    #[arg(long)]
+    pub simulated: bool,
+    /// Address for other replicas' hosts (TCP). Needed to form a group of several replicas.
+    #[arg(long)]
+    pub peer_listen: Option<SocketAddr>,
+    /// Peer hosts to connect to at start (comma-separated addresses); more are learned.
+    #[arg(long, value_delimiter = ',')]
+    pub peers: Vec<SocketAddr>,
     /// Where the node keeps its files (only the auth secret; secrets live in memory only).
     #[arg(long, default_value = "./cloister-data")]
     pub data_dir: PathBuf,
@@ -124,6 +146,44 @@ pub struct AdminArgs {
 pub enum AdminCommand {
     /// Show the node's enclave status.
     Status(AdminCommon),
+    /// Create a new group with this node as its only voter.
+    CreateGroup(AdminCommon),
+    /// Join the group of the replica whose host listens for peers at `--peer`.
+    Join(AdminPeer),
+    /// Ask the leader to make this replica (a loaded learner) a voter.
+    RequestVoting(AdminCommon),
+    /// Hand leadership to the most up-to-date other voter.
+    Relinquish(AdminCommon),
+    /// Ask the group to remove this replica.
+    Remove(AdminCommon),
+    /// Check this replica's connection to the replica at `--peer`.
+    PingPeer(AdminPeer),
+    /// Show the database hash and commit index.
+    Hashes(AdminCommon),
+}
+
+impl AdminCommand {
+    /// The flags every admin command has.
+    pub fn common(&self) -> &AdminCommon {
+        match self {
+            Self::Status(common)
+            | Self::CreateGroup(common)
+            | Self::RequestVoting(common)
+            | Self::Relinquish(common)
+            | Self::Remove(common)
+            | Self::Hashes(common) => common,
+            Self::Join(peer) | Self::PingPeer(peer) => &peer.common,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct AdminPeer {
+    /// The other replica's peer address (host:port of its --peer-listen).
+    #[arg(long)]
+    pub peer: SocketAddr,
+    #[command(flatten)]
+    pub common: AdminCommon,
 }
 
 #[derive(Debug, Args)]

@@ -12,6 +12,7 @@
 mod admin;
 mod args;
 mod bench;
+mod demo;
 mod exit;
 mod node;
 mod user;
@@ -59,6 +60,7 @@ async fn dispatch(command: Command) -> Result<exit::Outcome, Failure> {
         Command::Delete(args) => user::delete(args).await,
         Command::Admin(args) => admin::run(args).await,
         Command::Bench(args) => bench::run(args).await,
+        Command::Demo(args) => demo::run(args).await,
     }
 }
 
@@ -68,10 +70,8 @@ fn wants_json(command: &Command) -> bool {
         Command::Restore(args) => args.client.json,
         Command::Tries(args) | Command::Delete(args) => args.client.json,
         Command::Bench(args) => args.client.json,
-        Command::Admin(args) => match &args.command {
-            args::AdminCommand::Status(common) => common.json,
-        },
-        Command::Node(_) => false,
+        Command::Admin(args) => args.command.common().json,
+        Command::Node(_) | Command::Demo(_) => false,
     }
 }
 

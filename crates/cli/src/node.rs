@@ -50,6 +50,8 @@ fn host_config(args: &NodeArgs) -> Result<(HostConfig, PathBuf), Failure> {
         token_age_max_secs: args.token_max_age_days * 24 * 60 * 60,
         tick_interval: Duration::from_millis(args.tick_interval_ms),
         enclave_log_level: parse_log_level(&args.log_level)?,
+        peer_listen_addr: args.peer_listen,
+        peers: args.peers.clone(),
         ..HostConfig::default()
     };
     config
@@ -60,10 +62,11 @@ fn host_config(args: &NodeArgs) -> Result<(HostConfig, PathBuf), Failure> {
 
 /// `cloister node`.
 pub async fn run(args: NodeArgs) -> Result<Outcome, Failure> {
-    if !args.dev {
+    if !args.dev && !args.simulated {
         return Err(Failure::usage(
-            "this build runs one-replica development groups only: pass --dev \
-             (replica groups and hardware TEEs arrive in later stages)"
+            "pass --dev (a one-replica group, no setup) or --simulated (a replica that creates \
+             or joins a group through the admin API); hardware TEE backends arrive in a later \
+             stage"
                 .into(),
         ));
     }
@@ -84,17 +87,26 @@ pub async fn run(args: NodeArgs) -> Result<Outcome, Failure> {
     let node = Node::start(config, enclave)
         .await
         .map_err(|error| Failure::other(error.into()))?;
-    let status = node
-        .dispatcher()
-        .create_group(CreateNewRaftGroupRequest::default())
-        .await
-        .map_err(|error| Failure::other(error.into()))?;
-    let group_id = status.group_config.map_or(0, |group| group.group_id);
-    println!(
-        "cloister node: simulated TEE (INSECURE, for development only), one-replica group {group_id:016x}"
-    );
+    if args.dev {
+        let status = node
+            .dispatcher()
+            .create_group(CreateNewRaftGroupRequest::default())
+            .await
+            .map_err(|error| Failure::other(error.into()))?;
+        let group_id = status.group_config.map_or(0, |group| group.group_id);
+        println!(
+            "cloister node: simulated TEE (INSECURE, for development only), one-replica group {group_id:016x}"
+        );
+    } else {
+        println!(
+            "cloister node: simulated TEE (INSECURE, for development only), not in a group yet"
+        );
+    }
     println!("client listening on ws://{}", node.client_addr());
     println!("admin listening on http://{}", node.admin_addr());
+    if let Some(peer_addr) = node.peer_addr() {
+        println!("peer listening on {peer_addr}");
+    }
     println!("enclave id {}", node.enclave_id());
     println!(
         "auth secret {} ({})",

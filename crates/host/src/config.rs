@@ -7,6 +7,7 @@ use std::time::Duration;
 use cloister_proto::enclave::{EnclaveConfig, EnclaveLogLevel, InitConfig};
 
 use crate::auth::TOKEN_AGE_MAX_SECS_DEFAULT;
+use crate::peer::PeerSettings;
 use crate::rate_limit;
 
 /// SVR2 client protocol: frame limit 128 KiB.
@@ -19,6 +20,8 @@ pub const TICK_INTERVAL_DEFAULT: Duration = Duration::from_secs(1);
 pub const CONNECTIONS_MAX_DEFAULT: usize = 10_000;
 /// Default bound on host calls waiting for the enclave.
 pub const PENDING_CALLS_MAX_DEFAULT: usize = 16_384;
+/// Seed peer addresses in the configuration at most.
+pub const SEED_PEERS_MAX: usize = 256;
 /// Room for the door's envelope around a client frame (request id, client id, tags and
 /// lengths need well under this).
 const ENVELOPE_BYTES_MAX: usize = 1_024;
@@ -103,6 +106,13 @@ pub struct HostConfig {
     pub shutdown_grace: Duration,
     /// Largest admin request body.
     pub admin_body_bytes_max: usize,
+    /// Where other hosts connect to relay enclave peer messages. `None`: no peer transport
+    /// (a one-replica node); the enclave's peer messages are dropped and counted.
+    pub peer_listen_addr: Option<SocketAddr>,
+    /// Seed peers: addresses of other hosts, whose enclave peer ids are learned by asking.
+    pub peers: Vec<SocketAddr>,
+    /// The peer transport's bounds and timings.
+    pub peer_settings: PeerSettings,
 }
 
 impl Default for HostConfig {
@@ -129,6 +139,9 @@ impl Default for HostConfig {
             enclave_call_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(5),
             admin_body_bytes_max: 64 * 1024,
+            peer_listen_addr: None,
+            peers: Vec::new(),
+            peer_settings: PeerSettings::default(),
         }
     }
 }
@@ -173,7 +186,50 @@ impl HostConfig {
                 });
             }
         }
-        self.validate_relations()
+        self.validate_relations()?;
+        self.validate_peers()
+    }
+
+    fn validate_peers(&self) -> Result<(), ConfigError> {
+        self.peer_settings.validate()?;
+        let seeds = self.peers.len() as u128;
+        if seeds > SEED_PEERS_MAX as u128 {
+            return Err(ConfigError::OutOfRange {
+                field: "peers",
+                value: seeds,
+                min: 0,
+                max: SEED_PEERS_MAX as u128,
+                unit: " addresses",
+            });
+        }
+        let Some(listen) = self.peer_listen_addr else {
+            if self.peers.is_empty() {
+                return Ok(());
+            }
+            return Err(ConfigError::Inconsistent(
+                "peers are configured but peer_listen_addr is not",
+            ));
+        };
+        let taken = [
+            self.client_listen_addr.port(),
+            self.admin_listen_addr.port(),
+        ];
+        if listen.port() != 0 && taken.contains(&listen.port()) {
+            return Err(ConfigError::Inconsistent(
+                "peer_listen_addr must use a port of its own",
+            ));
+        }
+        let unusable = |seed: &SocketAddr| seed.ip().is_unspecified() || seed.port() == 0;
+        if self.peers.iter().any(unusable) {
+            return Err(ConfigError::Inconsistent(
+                "a peer address must name a host and a port (not 0.0.0.0, [::] or port 0)",
+            ));
+        }
+        let distinct: std::collections::BTreeSet<_> = self.peers.iter().collect();
+        if distinct.len() != self.peers.len() {
+            return Err(ConfigError::Inconsistent("a peer address is listed twice"));
+        }
+        Ok(())
     }
 
     fn validate_relations(&self) -> Result<(), ConfigError> {
@@ -231,126 +287,4 @@ impl HostConfig {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_default_is_valid_and_matches_the_svr2_limits() {
-        let config = HostConfig::default();
-        config.validate().unwrap();
-        // SVR2 client protocol: frame limit 128 KiB; idle timeout 30 s; 120-day tokens;
-        // burst 10, 10 per minute.
-        assert_eq!(config.frame_bytes_max, 131_072);
-        assert_eq!(config.idle_timeout, Duration::from_secs(30));
-        assert_eq!(config.token_age_max_secs, 120 * 86_400);
-        assert_eq!(
-            (config.rate_limit_burst, config.rate_limit_per_minute),
-            (10, 10)
-        );
-    }
-
-    #[test]
-    fn every_number_is_bounded() {
-        type Edit = fn(&mut HostConfig);
-        let cases: &[(&str, Edit)] = &[
-            ("token_age_max_secs", |c| c.token_age_max_secs = 0),
-            ("token_age_max_secs", |c| c.token_age_max_secs = u64::MAX),
-            ("rate_limit_burst", |c| c.rate_limit_burst = 0),
-            ("rate_limit_per_minute", |c| c.rate_limit_per_minute = 0),
-            ("rate_limit_users_max", |c| c.rate_limit_users_max = 0),
-            ("frame_bytes_max", |c| c.frame_bytes_max = 10),
-            ("frame_bytes_max", |c| c.frame_bytes_max = usize::MAX),
-            ("frame_bytes_max", |c| {
-                c.frame_bytes_max = cloister_enclave::UNTRUSTED_MESSAGE_BYTES_MAX
-            }),
-            ("idle_timeout", |c| c.idle_timeout = Duration::ZERO),
-            ("tick_interval", |c| {
-                c.tick_interval = Duration::from_secs(3600)
-            }),
-            ("connections_max", |c| c.connections_max = 0),
-            ("client_sessions_max", |c| c.client_sessions_max = 0),
-            ("enclave_pending_requests_max", |c| {
-                c.enclave_pending_requests_max = 0
-            }),
-            ("enclave_queue_messages_max", |c| {
-                c.enclave_queue_messages_max = 0
-            }),
-            ("enclave_batch_messages_max", |c| {
-                c.enclave_batch_messages_max = 0
-            }),
-            ("pending_calls_max", |c| c.pending_calls_max = 0),
-            ("enclave_call_timeout", |c| {
-                c.enclave_call_timeout = Duration::ZERO
-            }),
-            ("shutdown_grace", |c| {
-                c.shutdown_grace = Duration::from_secs(86_400)
-            }),
-            ("admin_body_bytes_max", |c| c.admin_body_bytes_max = 0),
-        ];
-        for (field, edit) in cases {
-            let mut config = HostConfig::default();
-            edit(&mut config);
-            match config.validate() {
-                Err(ConfigError::OutOfRange { field: named, .. }) => assert_eq!(named, *field),
-                other => panic!("{field}: expected OutOfRange, got {other:?}"),
-            }
-        }
-    }
-
-    #[test]
-    fn contradictions_are_refused() {
-        type Edit = fn(&mut HostConfig);
-        let cases: &[Edit] = &[
-            |c| c.enclave_log_level = EnclaveLogLevel::Unset,
-            |c| c.connections_max = c.client_sessions_max as usize + 1,
-            |c| c.pending_calls_max = c.connections_max,
-            |c| c.enclave_batch_messages_max = c.enclave_queue_messages_max + 1,
-            |c| c.admin_listen_addr = SocketAddr::from(([0, 0, 0, 0], 9000)),
-            |c| c.admin_listen_addr = c.client_listen_addr,
-        ];
-        for edit in cases {
-            let mut config = HostConfig::default();
-            edit(&mut config);
-            assert!(
-                matches!(config.validate(), Err(ConfigError::Inconsistent(_))),
-                "{config:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn explicit_opt_ins_and_ephemeral_ports_are_allowed() {
-        let mut config = HostConfig {
-            admin_listen_addr: SocketAddr::from(([0, 0, 0, 0], 9000)),
-            insecure_admin_allow_non_loopback: true,
-            ..HostConfig::default()
-        };
-        config.validate().unwrap();
-        config.client_listen_addr = SocketAddr::from(([127, 0, 0, 1], 0));
-        config.admin_listen_addr = SocketAddr::from(([127, 0, 0, 1], 0));
-        config.validate().unwrap();
-    }
-
-    #[test]
-    fn errors_name_the_field_and_the_bounds() {
-        let config = HostConfig {
-            idle_timeout: Duration::ZERO,
-            ..HostConfig::default()
-        };
-        let message = config.validate().unwrap_err().to_string();
-        assert_eq!(
-            message,
-            "idle_timeout = 0 ms is out of range 100 ms..=3600000 ms"
-        );
-    }
-
-    #[test]
-    fn the_enclave_config_carries_the_bounds() {
-        let config = HostConfig::default();
-        let init = config.init_config(42);
-        assert_eq!(init.initial_timestamp_unix_secs, 42);
-        let enclave = init.config.unwrap();
-        assert_eq!(enclave.client_sessions_max, config.client_sessions_max);
-        assert_eq!(enclave.log_level, EnclaveLogLevel::Info as i32);
-    }
-}
+mod tests;

@@ -89,6 +89,11 @@ pub enum HostError {
     #[error("the enclave thread panicked")]
     EnclavePanicked,
 
+    // --- Another replica's host is to blame (or the network between). ---
+    /// A peer address did not answer as a Cloister peer listener.
+    #[error("peer unreachable: {0}")]
+    PeerUnreachable(String),
+
     // --- The operator's setup is to blame. ---
     /// The configuration is invalid.
     #[error("invalid configuration: {0}")]
@@ -136,6 +141,7 @@ impl HostError {
             HostError::Config(_) => "config",
             HostError::AuthSecret(_) => "auth_secret",
             HostError::Io { .. } => "io",
+            HostError::PeerUnreachable(_) => "peer_unreachable",
         }
     }
 
@@ -149,7 +155,9 @@ impl HostError {
             HostError::FrameTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             HostError::Busy(_) | HostError::EnclaveStopped => StatusCode::SERVICE_UNAVAILABLE,
             HostError::Enclave { code, .. } => enclave_http_status(*code),
-            HostError::UnexpectedReply(_) => StatusCode::BAD_GATEWAY,
+            HostError::UnexpectedReply(_) | HostError::PeerUnreachable(_) => {
+                StatusCode::BAD_GATEWAY
+            }
             HostError::EnclaveTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             HostError::EnclaveRejected(_)
             | HostError::EnclavePanicked

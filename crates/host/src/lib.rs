@@ -1,11 +1,12 @@
 //! The Cloister host: the untrusted daemon that runs next to the enclave core.
 //!
-//! The host is trusted with nothing. It **moves bytes** (client WebSockets, and later peer
-//! links) to and from the core, **keeps time** (a `TimerTick` every `tick_interval`), and
-//! **persists nothing secret**: client traffic is Noise ciphertext it cannot read, and the
-//! database lives only in enclave memory. The one file it keeps is the auth secret it
-//! shares with the credential service, which lets it check who may connect, not read what
-//! they say. A host that lies can deny service; the core validates every byte it is handed.
+//! The host is trusted with nothing. It **moves bytes** (client WebSockets, and peer links
+//! to other hosts: [`peer`]) to and from the core, **keeps time** (a `TimerTick` every
+//! `tick_interval`), and **persists nothing secret**: client traffic is Noise ciphertext it
+//! cannot read, and the database lives only in enclave memory. The one file it keeps is the
+//! auth secret it shares with the credential service, which lets it check who may connect,
+//! not read what they say. A host that lies can deny service; the core validates every byte
+//! it is handed.
 //!
 //! ```text
 //!  clients ──ws, Basic auth──▶ client_ws ─▶ client_session ─┐          ┌─ admin (loopback):
@@ -81,6 +82,7 @@ pub mod door;
 pub mod error;
 pub mod metrics;
 mod node;
+pub mod peer;
 pub mod rate_limit;
 
 pub use admin::CreateGroupParams;

@@ -49,17 +49,45 @@ pub enum Counter {
     EnclaveMessagesOut,
     /// Log records the enclave emitted.
     EnclaveLogRecords,
-    /// Peer messages dropped (this build has no peer transport).
+    /// Peer messages dropped because no peer transport runs (`peer_listen_addr` unset).
     EnclavePeerMessagesDropped,
     /// Timer ticks sent to the enclave.
     Ticks,
     /// Requests served by the admin API.
     AdminRequests,
+    /// Peer transport frames written (every kind).
+    PeerFramesOut,
+    /// Peer transport frames read (every kind).
+    PeerFramesIn,
+    /// Peer transport bytes written, length prefixes included.
+    PeerBytesOut,
+    /// Peer transport bytes read, length prefixes included.
+    PeerBytesIn,
+    /// Peer messages handed to the enclave.
+    PeerMessagesDelivered,
+    /// Data frames written again on a new link (not acknowledged on the old one).
+    PeerResends,
+    /// Data frames received that were already delivered, and dropped.
+    PeerDuplicates,
+    /// Links established to a peer that had a link before.
+    PeerReconnects,
+    /// Connection attempts to peers that failed.
+    PeerDialFailures,
+    /// Peers given up on after `abandon_after` unreachable.
+    PeerAbandons,
+    /// Enclave messages the transport refused (buffer full, too large, peer table full).
+    PeerSendRefusals,
+    /// Queued frames dropped (after a refusal, an abandon, or a peer restart).
+    PeerFramesDropped,
+    /// `ResetPeer`s sent to the enclave.
+    PeerResets,
+    /// Peer connections dropped for sending invalid frames.
+    PeerViolations,
 }
 
 impl Counter {
     /// Every counter, in rendering order.
-    pub const ALL: [Counter; 20] = [
+    pub const ALL: [Counter; 34] = [
         Counter::ConnectionsAccepted,
         Counter::ConnectionsRefused,
         Counter::AuthFailures,
@@ -80,6 +108,20 @@ impl Counter {
         Counter::EnclavePeerMessagesDropped,
         Counter::Ticks,
         Counter::AdminRequests,
+        Counter::PeerFramesOut,
+        Counter::PeerFramesIn,
+        Counter::PeerBytesOut,
+        Counter::PeerBytesIn,
+        Counter::PeerMessagesDelivered,
+        Counter::PeerResends,
+        Counter::PeerDuplicates,
+        Counter::PeerReconnects,
+        Counter::PeerDialFailures,
+        Counter::PeerAbandons,
+        Counter::PeerSendRefusals,
+        Counter::PeerFramesDropped,
+        Counter::PeerResets,
+        Counter::PeerViolations,
     ];
 
     /// The metric name without the `cloister_host_` prefix and `_total` suffix.
@@ -105,6 +147,20 @@ impl Counter {
             Counter::EnclavePeerMessagesDropped => "enclave_peer_messages_dropped",
             Counter::Ticks => "ticks",
             Counter::AdminRequests => "admin_requests",
+            Counter::PeerFramesOut => "peer_frames_out",
+            Counter::PeerFramesIn => "peer_frames_in",
+            Counter::PeerBytesOut => "peer_bytes_out",
+            Counter::PeerBytesIn => "peer_bytes_in",
+            Counter::PeerMessagesDelivered => "peer_messages_delivered",
+            Counter::PeerResends => "peer_resends",
+            Counter::PeerDuplicates => "peer_duplicates_dropped",
+            Counter::PeerReconnects => "peer_reconnects",
+            Counter::PeerDialFailures => "peer_dial_failures",
+            Counter::PeerAbandons => "peer_abandons",
+            Counter::PeerSendRefusals => "peer_send_refusals",
+            Counter::PeerFramesDropped => "peer_frames_dropped",
+            Counter::PeerResets => "peer_resets",
+            Counter::PeerViolations => "peer_protocol_violations",
         }
     }
 }
@@ -120,12 +176,26 @@ const CLOSE_CODES_COUNTED: [u16; 6] = [
 ];
 
 /// The host's counters and gauges. Shared by reference; every update is one atomic add.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct HostMetrics {
     counters: [AtomicU64; Counter::ALL.len()],
     closes: [AtomicU64; CLOSE_CODES_COUNTED.len() + 1],
     connections_open: AtomicU64,
     pending_calls: AtomicU64,
+    peers_connected: AtomicU64,
+}
+
+// Written out because `Default` for arrays stops at 32 elements.
+impl Default for HostMetrics {
+    fn default() -> Self {
+        HostMetrics {
+            counters: std::array::from_fn(|_| AtomicU64::new(0)),
+            closes: std::array::from_fn(|_| AtomicU64::new(0)),
+            connections_open: AtomicU64::new(0),
+            pending_calls: AtomicU64::new(0),
+            peers_connected: AtomicU64::new(0),
+        }
+    }
 }
 
 impl HostMetrics {
@@ -180,6 +250,17 @@ impl HostMetrics {
     pub fn set_pending_calls(&self, pending: usize) {
         self.pending_calls.store(pending as u64, Ordering::Relaxed);
     }
+
+    /// Records how many peers have a transport link now.
+    pub fn set_peers_connected(&self, connected: usize) {
+        self.peers_connected
+            .store(connected as u64, Ordering::Relaxed);
+    }
+
+    /// Peers with a transport link now.
+    pub fn peers_connected(&self) -> u64 {
+        self.peers_connected.load(Ordering::Relaxed)
+    }
 }
 
 /// Renders the host's metrics and, when the enclave answered, its metrics, in the
@@ -212,6 +293,7 @@ pub fn render_prometheus(host: &HostMetrics, enclave: Option<&MetricsReply>) -> 
             "cloister_host_pending_calls",
             host.pending_calls.load(Ordering::Relaxed),
         ),
+        ("cloister_host_peers_connected", host.peers_connected()),
         (
             "cloister_host_enclave_metrics_up",
             u64::from(enclave.is_some()),
@@ -281,88 +363,4 @@ fn sample(out: &mut String, name: &str, labels: &str, value: u64) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use cloister_proto::enclave::Metric;
-
-    fn metric(name: &str, value: u64) -> Metric {
-        Metric {
-            name: name.to_owned(),
-            value,
-        }
-    }
-
-    #[test]
-    fn renders_host_counters_gauges_and_close_codes() {
-        let host = HostMetrics::default();
-        host.increment(Counter::AuthFailures);
-        host.add(Counter::BytesIn, 42);
-        host.record_close(4003);
-        host.record_close(4003);
-        host.record_close(1234);
-        host.connection_opened();
-        let text = render_prometheus(&host, None);
-        assert!(text.contains("# TYPE cloister_host_auth_failures_total counter\n"));
-        assert!(text.contains("\ncloister_host_auth_failures_total 1\n"));
-        assert!(text.contains("\ncloister_host_bytes_in_total 42\n"));
-        assert!(text.contains("\ncloister_host_ws_closes_total{code=\"4003\"} 2\n"));
-        assert!(text.contains("\ncloister_host_ws_closes_total{code=\"other\"} 1\n"));
-        assert!(text.contains("\ncloister_host_connections_open 1\n"));
-        assert!(text.contains("\ncloister_host_enclave_metrics_up 0\n"));
-        assert_eq!(host.closes(4003), 2);
-    }
-
-    #[test]
-    fn renders_every_enclave_metric_with_the_prefix() {
-        let host = HostMetrics::default();
-        let reply = MetricsReply {
-            counters: vec![
-                metric("client_sessions_opened", 5),
-                metric("raft_ready_total", 9),
-            ],
-            gauges: vec![metric("raft.term", 3), metric("", 1)],
-        };
-        let text = render_prometheus(&host, Some(&reply));
-        assert!(text.contains("# TYPE cloister_client_sessions_opened_total counter\n"));
-        assert!(text.contains("\ncloister_client_sessions_opened_total 5\n"));
-        assert!(text.contains("\ncloister_raft_ready_total 9\n"));
-        assert!(text.contains("# TYPE cloister_raft_term gauge\n"));
-        assert!(text.contains("\ncloister_raft_term 3\n"));
-        assert!(text.contains("\ncloister_unnamed 1\n"));
-        assert!(text.contains("\ncloister_host_enclave_metrics_up 1\n"));
-    }
-
-    #[test]
-    fn every_line_is_a_comment_or_a_well_formed_sample() {
-        let host = HostMetrics::default();
-        let reply = MetricsReply {
-            counters: vec![
-                metric("a b\nc", 1),
-                metric("a b\nc", 2),
-                metric("host_ticks", 7),
-            ],
-            gauges: vec![],
-        };
-        let text = render_prometheus(&host, Some(&reply));
-        let mut families = BTreeSet::new();
-        for line in text.lines() {
-            if let Some(rest) = line.strip_prefix("# TYPE ") {
-                let name = rest.split(' ').next().unwrap();
-                assert!(families.insert(name.to_owned()), "family {name} repeated");
-                continue;
-            }
-            if line.starts_with("# HELP ") {
-                continue;
-            }
-            let (name, value) = line.rsplit_once(' ').unwrap();
-            let name = name.split('{').next().unwrap();
-            assert!(
-                name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
-                "{line}"
-            );
-            value.parse::<u64>().unwrap();
-        }
-        assert!(text.contains("\ncloister_a_b_c_total 1\n"));
-        assert!(!text.contains("cloister_a_b_c_total 2"));
-    }
-}
+mod tests;

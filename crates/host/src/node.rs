@@ -1,4 +1,5 @@
-//! The node: both listeners, the ticker and the enclave thread, started and stopped together.
+//! The node: both listeners, the ticker, the enclave thread and (with `peer_listen_addr`) the
+//! peer transport, started and stopped together.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -6,7 +7,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
@@ -18,6 +19,7 @@ use crate::dispatcher::{self, Dispatcher, DispatcherSettings, DispatcherThread};
 use crate::door::EnclaveDoor;
 use crate::error::HostError;
 use crate::metrics::HostMetrics;
+use crate::peer::{PeerEvent, PeerId, PeerTransport};
 use crate::rate_limit::RateLimiter;
 
 /// The host's clock, in whole seconds since the Unix epoch (0 if the clock is before it).
@@ -70,6 +72,13 @@ pub struct Node {
     ticker: JoinHandle<()>,
     connections: Arc<Semaphore>,
     config: HostConfig,
+    peer: Option<PeerRelay>,
+}
+
+/// The running peer transport and the task feeding its events to the enclave.
+struct PeerRelay {
+    transport: PeerTransport,
+    forwarder: JoinHandle<()>,
 }
 
 impl Node {
@@ -90,7 +99,7 @@ impl Node {
             call_timeout: config.enclave_call_timeout,
         };
         let (dispatcher, thread) = dispatcher::spawn(enclave, settings, metrics.clone())?;
-        match Bound::bind(&config, &dispatcher).await {
+        match Bound::bind(&config, &dispatcher, &metrics).await {
             Ok(bound) => Ok(Self::assemble(
                 config, dispatcher, thread, secret, metrics, bound,
             )),
@@ -148,6 +157,7 @@ impl Node {
             ),
         ];
         let ticker = tokio::spawn(tick_forever(dispatcher.clone(), config.tick_interval));
+        let peer = bound.peer.map(|peer| PeerRelay::start(peer, &dispatcher));
         let enclave_id = hex::encode(&bound.measurement);
         let (client_addr, admin_addr) = (bound.client_addr, bound.admin_addr);
         tracing::info!(%client_addr, %admin_addr, %enclave_id, "host listening");
@@ -162,6 +172,7 @@ impl Node {
             ticker,
             connections,
             config,
+            peer,
         }
     }
 
@@ -178,6 +189,16 @@ impl Node {
     /// The enclave id clients put in their URL (lowercase hex of the measurement).
     pub fn enclave_id(&self) -> &str {
         &self.enclave_id
+    }
+
+    /// Where other hosts connect to relay peer messages (`None` without `peer_listen_addr`).
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.peer.as_ref().map(|peer| peer.transport.local_addr())
+    }
+
+    /// The peer transport, when one runs (for discovery and addresses).
+    pub fn peer_transport(&self) -> Option<&PeerTransport> {
+        self.peer.as_ref().map(|peer| &peer.transport)
     }
 
     /// A handle for calling the enclave directly (for example, to create a group for `--dev`).
@@ -206,7 +227,8 @@ impl Node {
     }
 
     /// Stops accepting, closes client sessions (1001), waits up to `shutdown_grace` for them
-    /// and for in-flight HTTP requests, stops the ticker, then stops the enclave thread.
+    /// and for in-flight HTTP requests, stops the peer transport and the ticker, then stops
+    /// the enclave thread.
     pub async fn shutdown(self) -> Result<(), HostError> {
         let _ = self.shutdown.send(true);
         let deadline = Instant::now() + self.config.shutdown_grace;
@@ -221,35 +243,85 @@ impl Node {
         if tokio::time::timeout_at(deadline, sessions).await.is_err() {
             tracing::warn!("client sessions still open after the shutdown grace period");
         }
+        if let Some(peer) = self.peer {
+            peer.transport.shutdown().await;
+            peer.forwarder.abort();
+        }
         self.ticker.abort();
         self.thread.stop().await
     }
 }
 
-/// The fallible part of starting: the enclave answers, and both listeners are bound.
+/// The fallible part of starting: the enclave answers, both listeners are bound, and the
+/// peer transport (if configured) listens.
 struct Bound {
     measurement: Vec<u8>,
     client: TcpListener,
     admin: TcpListener,
     client_addr: SocketAddr,
     admin_addr: SocketAddr,
+    peer: Option<(PeerTransport, mpsc::Receiver<PeerEvent>)>,
 }
 
 impl Bound {
-    async fn bind(config: &HostConfig, dispatcher: &Dispatcher) -> Result<Bound, HostError> {
+    async fn bind(
+        config: &HostConfig,
+        dispatcher: &Dispatcher,
+        metrics: &Arc<HostMetrics>,
+    ) -> Result<Bound, HostError> {
         dispatcher.tick(unix_now_secs()).await?;
-        let measurement = dispatcher.status().await?.measurement;
+        let status = dispatcher.status().await?;
         let client = listen(config.client_listen_addr, "client").await?;
         let admin = listen(config.admin_listen_addr, "admin").await?;
         let client_addr = local_addr(&client)?;
         let admin_addr = local_addr(&admin)?;
+        let peer = match config.peer_listen_addr {
+            Some(listen_addr) => {
+                let peer_id = PeerId::from_slice(&status.peer_id).ok_or(
+                    HostError::UnexpectedReply("the enclave's peer id is not 32 bytes"),
+                )?;
+                let seeds = config.peers.clone();
+                let settings = config.peer_settings.clone();
+                let metrics = metrics.clone();
+                Some(PeerTransport::start(peer_id, listen_addr, seeds, settings, metrics).await?)
+            }
+            None => None,
+        };
         Ok(Bound {
-            measurement,
+            measurement: status.measurement,
             client,
             admin,
             client_addr,
             admin_addr,
+            peer,
         })
+    }
+}
+
+impl PeerRelay {
+    /// Routes the enclave's peer messages to the transport, and the transport's events to
+    /// the enclave.
+    fn start(peer: (PeerTransport, mpsc::Receiver<PeerEvent>), dispatcher: &Dispatcher) -> Self {
+        let (transport, events) = peer;
+        dispatcher.attach_peer_transport(transport.clone());
+        let forwarder = tokio::spawn(forward_peer_events(events, dispatcher.clone()));
+        PeerRelay {
+            transport,
+            forwarder,
+        }
+    }
+}
+
+/// Hands the transport's events to the enclave, in order, until either side stops.
+async fn forward_peer_events(mut events: mpsc::Receiver<PeerEvent>, dispatcher: Dispatcher) {
+    while let Some(event) = events.recv().await {
+        let handed = match event {
+            PeerEvent::Message { peer_id, data } => dispatcher.peer_message(peer_id, data).await,
+            PeerEvent::Reset { peer_id } => dispatcher.reset_peer(peer_id).await,
+        };
+        if handed.is_err() {
+            return;
+        }
     }
 }
 

@@ -36,6 +36,11 @@ pub use json::{
     LogLevelJson, MemberJson, ReadyJson, StatusJson, parse_log_level,
 };
 
+use cloister_proto::enclave::{
+    JoinRaftRequest, PingPeerRequest, RelinquishLeadershipRequest, RequestRemovalRequest,
+    RequestVotingRequest, host_to_enclave_request,
+};
+
 use crate::auth::BackupId;
 use crate::dispatcher::Dispatcher;
 use crate::error::HostError;
@@ -59,6 +64,11 @@ pub(crate) fn router(state: AdminState, body_bytes_max: usize) -> Router {
         .route("/v1/log-level", post(log_level))
         .route("/v1/refresh-attestation", post(refresh_attestation))
         .route("/v1/delete-backup", post(delete_backup))
+        .route("/v1/join", post(join))
+        .route("/v1/ping-peer", post(ping_peer))
+        .route("/v1/request-voting", post(request_voting))
+        .route("/v1/relinquish", post(relinquish))
+        .route("/v1/remove", post(remove))
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))
         .route("/metrics", get(prometheus))
@@ -150,6 +160,67 @@ async fn delete_backup(State(state): State<AdminState>, body: Bytes) -> JsonResu
     })?;
     state.dispatcher.delete_backup(&backup_id).await?;
     state.metrics.increment(Counter::Deletes);
+    Ok(ok())
+}
+
+/// `{"peer": "host:port"}`: another replica's peer address.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PeerAddressJson {
+    peer: String,
+}
+
+/// Learn the enclave peer id behind a peer address, through the transport.
+async fn discover(state: &AdminState, body: &Bytes) -> Result<Vec<u8>, HostError> {
+    let request: PeerAddressJson = parse_body(body)?;
+    let addr: std::net::SocketAddr = request
+        .peer
+        .parse()
+        .map_err(|_| HostError::BadRequest("peer must be HOST:PORT of a peer listener".into()))?;
+    let transport = state.dispatcher.peer_transport().ok_or_else(|| {
+        HostError::BadRequest("this node has no peer listener (start it with --peer-listen)".into())
+    })?;
+    let peer_id = transport
+        .discover(addr)
+        .await
+        .map_err(|error| HostError::PeerUnreachable(format!("{addr}: {error}")))?;
+    Ok(peer_id.as_bytes().to_vec())
+}
+
+async fn join(State(state): State<AdminState>, body: Bytes) -> JsonResult {
+    let peer_id = discover(&state, &body).await?;
+    let call = host_to_enclave_request::Inner::JoinRaft(JoinRaftRequest {
+        peer_id: peer_id.clone(),
+    });
+    state.dispatcher.call(call).await?;
+    tracing::info!(peer = %hex::encode(&peer_id), "joined a group");
+    Ok(Json(json!({ "ok": true, "peer_id": hex::encode(peer_id) })))
+}
+
+async fn ping_peer(State(state): State<AdminState>, body: Bytes) -> JsonResult {
+    let peer_id = discover(&state, &body).await?;
+    let call = host_to_enclave_request::Inner::PingPeer(PingPeerRequest {
+        peer_id: peer_id.clone(),
+    });
+    state.dispatcher.call(call).await?;
+    Ok(Json(json!({ "ok": true, "peer_id": hex::encode(peer_id) })))
+}
+
+async fn request_voting(State(state): State<AdminState>) -> JsonResult {
+    let call = host_to_enclave_request::Inner::RequestVoting(RequestVotingRequest {});
+    state.dispatcher.call(call).await?;
+    Ok(ok())
+}
+
+async fn relinquish(State(state): State<AdminState>) -> JsonResult {
+    let call = host_to_enclave_request::Inner::RelinquishLeadership(RelinquishLeadershipRequest {});
+    state.dispatcher.call(call).await?;
+    Ok(ok())
+}
+
+async fn remove(State(state): State<AdminState>) -> JsonResult {
+    let call = host_to_enclave_request::Inner::RequestRemoval(RequestRemovalRequest {});
+    state.dispatcher.call(call).await?;
     Ok(ok())
 }
 

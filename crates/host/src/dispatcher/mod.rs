@@ -8,6 +8,11 @@
 //!  tasks ◀──────────────── oneshot ◀───────────────────────────────────────┘
 //! ```
 //!
+//! Peer traffic goes both ways through here too: the enclave's `PeerMessage`s go to the
+//! attached [`PeerTransport`] (dropped and counted while none is attached), and the
+//! transport's events come back as `PeerMessage` / `ResetPeer` ([`Dispatcher::peer_message`],
+//! [`Dispatcher::reset_peer`]).
+//!
 //! Every bound is explicit: the queue (`enclave_queue_messages_max`), the batch
 //! (`enclave_batch_messages_max`) and the pending table (`pending_calls_max`, "busy" when
 //! full). A caller that gives up (timeout, or its task is dropped) removes its own entry, so
@@ -18,12 +23,12 @@ mod worker;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use cloister_proto::enclave::{
-    HostToEnclaveRequest, TimerTick, UntrustedMessage, host_to_enclave_request,
-    host_to_enclave_response, untrusted_message,
+    HostToEnclaveRequest, PeerMessage, ResetPeer, TimerTick, UntrustedMessage,
+    host_to_enclave_request, host_to_enclave_response, untrusted_message,
 };
 use prost::Message;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -31,6 +36,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::door::EnclaveDoor;
 use crate::error::HostError;
 use crate::metrics::{Counter, HostMetrics};
+use crate::peer::{PeerId, PeerTransport};
 
 type Reply = Result<host_to_enclave_response::Inner, HostError>;
 
@@ -48,14 +54,22 @@ pub struct DispatcherSettings {
 }
 
 enum Job {
-    Call { request_id: u64, bytes: Vec<u8> },
-    Tick { bytes: Vec<u8> },
+    Call {
+        request_id: u64,
+        bytes: Vec<u8>,
+    },
+    /// A message with no answer (a tick, a peer's message, a reset); `kind` names it in logs.
+    Notice {
+        bytes: Vec<u8>,
+        kind: &'static str,
+    },
     Stop,
 }
 
 struct Shared {
     pending: Mutex<HashMap<u64, oneshot::Sender<Reply>>>,
     metrics: Arc<HostMetrics>,
+    peer_transport: OnceLock<PeerTransport>,
 }
 
 impl Shared {
@@ -122,6 +136,7 @@ pub fn spawn<D: EnclaveDoor>(
     let shared = Arc::new(Shared {
         pending: Mutex::new(HashMap::new()),
         metrics,
+        peer_transport: OnceLock::new(),
     });
     let worker = worker::Worker::new(door, receiver, shared.clone(), settings, stopped_sender);
     let thread = std::thread::Builder::new()
@@ -200,18 +215,58 @@ impl Dispatcher {
         let tick = TimerTick {
             new_timestamp_unix_secs: now_unix_secs,
         };
-        let message = UntrustedMessage {
-            inner: Some(untrusted_message::Inner::TimerTick(tick)),
+        let tick = untrusted_message::Inner::TimerTick(tick);
+        self.notice(tick, "timer tick").await?;
+        self.shared.metrics.increment(Counter::Ticks);
+        Ok(())
+    }
+
+    /// Hands the enclave a message from the enclave `peer_id`. Waits for room in the queue,
+    /// which pushes back on the peer transport when the enclave falls behind.
+    pub async fn peer_message(&self, peer_id: PeerId, data: Vec<u8>) -> Result<(), HostError> {
+        let message = PeerMessage {
+            peer_id: peer_id.as_bytes().to_vec(),
+            data,
         };
-        let job = Job::Tick {
+        let message = untrusted_message::Inner::PeerMessage(message);
+        self.notice(message, "peer message").await
+    }
+
+    /// Tells the enclave that messages to or from `peer_id` were lost, so its channel with
+    /// that peer must start over.
+    pub async fn reset_peer(&self, peer_id: PeerId) -> Result<(), HostError> {
+        let reset = ResetPeer {
+            peer_id: peer_id.as_bytes().to_vec(),
+        };
+        self.notice(untrusted_message::Inner::ResetPeer(reset), "peer reset")
+            .await
+    }
+
+    async fn notice(
+        &self,
+        inner: untrusted_message::Inner,
+        kind: &'static str,
+    ) -> Result<(), HostError> {
+        let message = UntrustedMessage { inner: Some(inner) };
+        let job = Job::Notice {
             bytes: message.encode_to_vec(),
+            kind,
         };
         self.jobs
             .send(job)
             .await
-            .map_err(|_| HostError::EnclaveStopped)?;
-        self.shared.metrics.increment(Counter::Ticks);
-        Ok(())
+            .map_err(|_| HostError::EnclaveStopped)
+    }
+
+    /// The attached peer transport, if this node talks to peers.
+    pub fn peer_transport(&self) -> Option<&PeerTransport> {
+        self.shared.peer_transport.get()
+    }
+
+    /// Routes the enclave's peer messages to `transport` from now on. Only the first
+    /// transport attached is used; false if one already was.
+    pub fn attach_peer_transport(&self, transport: PeerTransport) -> bool {
+        self.shared.peer_transport.set(transport).is_ok()
     }
 
     /// Calls waiting for an answer now.

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use cloister_proto::enclave::{
-    EnclaveLogLevel, EnclaveMessage, LogRecord, enclave_message, host_to_enclave_response,
+    EnclaveLogLevel, EnclaveMessage, LogRecord, PeerMessage, enclave_message,
+    host_to_enclave_response,
 };
 use prost::Message;
 use tokio::sync::{mpsc, watch};
@@ -12,6 +13,7 @@ use super::{DispatcherSettings, Job, Shared};
 use crate::door::EnclaveDoor;
 use crate::error::HostError;
 use crate::metrics::Counter;
+use crate::peer::SendRefusal;
 
 /// Messages drained from the enclave per batch at most. Whatever is left is drained after
 /// the next batch (a tick arrives every second), so a runaway core cannot starve the queue.
@@ -75,10 +77,10 @@ impl<D: EnclaveDoor> Worker<D> {
                 }
                 false
             }
-            Job::Tick { bytes } => {
+            Job::Notice { bytes, kind } => {
                 if let Err(reason) = self.door.handle(&bytes) {
                     self.shared.metrics.increment(Counter::EnclaveHandleErrors);
-                    tracing::warn!(%reason, "enclave refused a timer tick");
+                    tracing::warn!(%reason, kind, "enclave refused a message");
                 }
                 false
             }
@@ -125,18 +127,36 @@ impl<D: EnclaveDoor> Worker<D> {
                     );
                 }
             }
-            Some(enclave_message::Inner::PeerMessage(peer)) => {
-                self.shared
-                    .metrics
-                    .increment(Counter::EnclavePeerMessagesDropped);
-                let peer_id = hex::encode(&peer.peer_id);
-                tracing::debug!(%peer_id, "no peer transport yet; peer message dropped");
-            }
+            Some(enclave_message::Inner::PeerMessage(message)) => self.on_peer_message(message),
             Some(enclave_message::Inner::Log(record)) => {
                 self.shared.metrics.increment(Counter::EnclaveLogRecords);
                 emit_log(&record);
             }
             None => tracing::warn!("enclave emitted an empty message"),
+        }
+    }
+}
+
+impl<D> Worker<D> {
+    /// Hands one outbound peer message to the transport, which never blocks this thread.
+    fn on_peer_message(&self, message: PeerMessage) {
+        let Some(transport) = self.shared.peer_transport.get() else {
+            self.shared
+                .metrics
+                .increment(Counter::EnclavePeerMessagesDropped);
+            let peer_id = hex::encode(&message.peer_id);
+            tracing::debug!(%peer_id, "no peer transport; peer message dropped");
+            return;
+        };
+        let peer_id = hex::encode(&message.peer_id);
+        match transport.send(&message.peer_id, message.data) {
+            Ok(()) => {}
+            // Counted by the transport, which also tells the enclave to reset the peer.
+            Err(refusal @ (SendRefusal::BufferFull { .. } | SendRefusal::PeersFull)) => {
+                tracing::debug!(%peer_id, %refusal, "peer message refused");
+            }
+            Err(SendRefusal::ShuttingDown) => {}
+            Err(refusal) => tracing::warn!(%peer_id, %refusal, "enclave peer message refused"),
         }
     }
 }
