@@ -67,6 +67,8 @@ static DEFAULT_GROUP_CONFIG: GroupConfig = GroupConfig {
     attestation_timeout_secs: 0,
     client_pq: false,
     db_version: 0,
+    voting_timeout_secs: 0,
+    membership_timeout_secs: 0,
 };
 
 /// Verify serialized [`Evidence`] against `policy` at `now_unix_secs`.

@@ -118,11 +118,56 @@ pub async fn run(args: NodeArgs) -> Result<Outcome, Failure> {
         }
     );
     println!("backups live in memory only: stopping this node erases them");
-    node.wait(shutdown_signal())
-        .await
-        .map_err(|error| Failure::other(error.into()))?;
+    let dispatcher = node.dispatcher().clone();
+    node.wait(async move {
+        shutdown_signal().await;
+        leave_group(&dispatcher).await;
+    })
+    .await
+    .map_err(|error| Failure::other(error.into()))?;
     Ok(Outcome::new(
         "node stopped".into(),
         serde_json::json!({"status": "stopped"}),
     ))
+}
+
+/// How long a stopping node waits for a new leader, and for its removal to commit.
+pub const LEAVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// On SIGTERM, a replica of a group with other voters hands over leadership and asks to be
+/// removed: its memory (and so its state) is about to go, and a restarted process is a new
+/// replica that joins again. Best effort, bounded: a node that cannot leave still stops.
+async fn leave_group(dispatcher: &cloister_host::Dispatcher) {
+    use cloister_proto::enclave::host_to_enclave_request::Inner as Call;
+    let Ok(status) = dispatcher.status().await else {
+        return;
+    };
+    if status.members.iter().filter(|member| member.voting).count() <= 1 {
+        return;
+    }
+    let leave = async {
+        if status.role == "leader" {
+            let call = Call::RelinquishLeadership(Default::default());
+            if dispatcher.call(call).await.is_ok() {
+                tracing::info!("leadership handed over");
+            }
+            // Removal goes through the new leader; give the election a moment.
+            for _ in 0..50 {
+                match dispatcher.status().await {
+                    Ok(now) if now.role != "leader" && now.leader_raft_id != 0 => break,
+                    _ => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        }
+        match dispatcher
+            .call(Call::RequestRemoval(Default::default()))
+            .await
+        {
+            Ok(_) => tracing::info!("removed from the group"),
+            Err(error) => tracing::warn!(%error, "could not leave the group before stopping"),
+        }
+    };
+    if tokio::time::timeout(LEAVE_TIMEOUT, leave).await.is_err() {
+        tracing::warn!("leaving the group took too long; stopping anyway");
+    }
 }

@@ -61,6 +61,10 @@ impl Enclave {
             if let Some(group) = &mut self.group {
                 group.replication.advance_apply();
             }
+            if self.removed {
+                self.leave_group();
+                return;
+            }
         }
     }
 
@@ -89,6 +93,25 @@ impl Enclave {
         self.answer(pending.origin, outcome);
     }
 
+    /// This replica was removed: forget the group and its data (zeroized on drop).
+    fn leave_group(&mut self) {
+        self.removed = false;
+        self.group = None;
+        self.db = crate::db::Database::default();
+        let pending = std::mem::take(&mut self.pending);
+        for (_, waiting) in pending {
+            self.answer(
+                waiting.origin,
+                Err(Error::Unavailable("this replica left the group".into())),
+            );
+        }
+        self.attest_peer_key();
+        self.log(
+            EnclaveLogLevel::Warning,
+            "removed from the group; serving nothing until it joins again".into(),
+        );
+    }
+
     /// Apply a committed membership change.
     fn apply_membership(&mut self, data: &[u8]) -> Result<Option<Response>, Error> {
         let Some(group) = &mut self.group else {
@@ -97,6 +120,9 @@ impl Enclave {
         // Raft's view first (it must apply every committed change), then the peer ids.
         let change = group.replication.apply_conf_change(data)?;
         group.members.apply(&change)?;
+        if !group.members.contains(&self.peer_id) {
+            self.removed = true;
+        }
         self.log(EnclaveLogLevel::Info, "membership changed".into());
         Ok(None)
     }

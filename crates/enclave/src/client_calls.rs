@@ -124,6 +124,7 @@ impl Enclave {
             backup_id: backup_id.to_vec(),
             request: Some(request),
         }));
+        self.check_min_voters()?;
         let origin = Origin::Client {
             client_id,
             request_id,

@@ -80,6 +80,13 @@ pub struct Enclave {
     pub(crate) joining: bool,
     /// The latest clock each peer reported (NewTimestampUnixSecs), by raft id.
     pub(crate) peer_times: BTreeMap<u64, u64>,
+    /// When each peer was last heard from (this replica's clock), for healing.
+    pub(crate) last_heard: BTreeMap<PeerId, u64>,
+    /// When this replica last became leader; silence is measured from then at the latest.
+    pub(crate) leader_since_unix_secs: u64,
+    was_leader: bool,
+    /// Set when a committed change removed this replica; its group is dropped after apply.
+    pub(crate) removed: bool,
 }
 
 impl std::fmt::Debug for Enclave {
@@ -123,6 +130,10 @@ impl Enclave {
             transactions: Transactions::default(),
             joining: false,
             peer_times: BTreeMap::new(),
+            last_heard: BTreeMap::new(),
+            leader_since_unix_secs: 0,
+            was_leader: false,
+            removed: false,
         };
         enclave.attest_peer_key();
         Ok(enclave)
@@ -202,7 +213,13 @@ impl Enclave {
         }
         if let Some(group) = &mut self.group {
             group.replication.tick();
+            let leader = group.replication.is_leader();
+            if leader && !self.was_leader {
+                self.leader_since_unix_secs = self.now_unix_secs;
+            }
+            self.was_leader = leader;
         }
+        self.heal();
         self.expire_transactions();
         self.expire_peers();
         self.broadcast_timestamp();

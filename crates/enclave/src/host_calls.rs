@@ -36,6 +36,10 @@ pub const LOG_BYTES_MAX_MIN: u64 = 64 * 1024;
 pub const LOG_BYTES_MAX_CEILING: u64 = 4 * 1024 * 1024 * 1024;
 /// Default time after which a peer's attestation is stale.
 pub const ATTESTATION_TIMEOUT_SECS_DEFAULT: u32 = 24 * 60 * 60;
+/// Default silence after which the leader demotes a voter.
+pub const VOTING_TIMEOUT_SECS_DEFAULT: u32 = 60;
+/// Default silence after which the leader removes a member.
+pub const MEMBERSHIP_TIMEOUT_SECS_DEFAULT: u32 = 600;
 /// The SVR2 database version this core serves.
 pub const DB_VERSION: u32 = 2;
 
@@ -204,6 +208,17 @@ impl Enclave {
                 Ask::RaftRemoval(_) => ConfChangeType::RemoveNode,
                 _ => return Err(Error::FailedPrecondition("the leader already votes".into())),
             };
+            let voters = group
+                .replication
+                .members()
+                .iter()
+                .filter(|(_, voting, _)| *voting)
+                .count();
+            if voters <= 1 {
+                return Err(Error::FailedPrecondition(
+                    "the only voter cannot leave its group".into(),
+                ));
+            }
             let (index, term) = group
                 .replication
                 .propose_conf_change(Members::change(kind, &self.peer_id))?;
@@ -325,9 +340,17 @@ fn group_config(create: &CreateNewRaftGroupRequest) -> Result<GroupConfig, Error
             "voting replicas must satisfy 1 <= min ({min_voting}) <= max ({max_voting}) <= {VOTING_REPLICAS_MAX}"
         )));
     }
-    if min_voting > 1 {
+    let voting_timeout = or(create.voting_timeout_secs, VOTING_TIMEOUT_SECS_DEFAULT);
+    let membership_timeout = or(
+        create.membership_timeout_secs,
+        MEMBERSHIP_TIMEOUT_SECS_DEFAULT,
+    );
+    if voting_timeout > 86_400
+        || membership_timeout < voting_timeout
+        || membership_timeout > 30 * 86_400
+    {
         return Err(Error::InvalidArgument(format!(
-            "min_voting_replicas is {min_voting}, but a new group starts with one voter"
+            "timeouts must satisfy 1 <= voting ({voting_timeout}) <= membership ({membership_timeout}) <= 2592000 s"
         )));
     }
     let heartbeat = or(create.heartbeat_ticks, HEARTBEAT_TICKS_DEFAULT);
@@ -366,5 +389,7 @@ fn group_config(create: &CreateNewRaftGroupRequest) -> Result<GroupConfig, Error
         ),
         client_pq: false,
         db_version: DB_VERSION,
+        voting_timeout_secs: voting_timeout,
+        membership_timeout_secs: membership_timeout,
     })
 }

@@ -56,6 +56,7 @@ mod core;
 mod db;
 mod env;
 mod error;
+mod healing;
 mod host_calls;
 mod join;
 mod membership;

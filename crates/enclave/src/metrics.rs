@@ -35,6 +35,7 @@ pub struct Counters {
     pub(crate) raft_messages_unroutable: u64,
     pub(crate) raft_writes_forwarded: u64,
     pub(crate) replicate_state_pushes: u64,
+    pub(crate) healing_changes: u64,
 }
 
 /// Point-in-time values.
@@ -97,6 +98,7 @@ impl Counters {
             metric("raft_messages_unroutable", self.raft_messages_unroutable),
             metric("raft_writes_forwarded", self.raft_writes_forwarded),
             metric("replicate_state_pushes", self.replicate_state_pushes),
+            metric("healing_changes", self.healing_changes),
         ]
     }
 }

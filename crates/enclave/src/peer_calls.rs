@@ -135,6 +135,7 @@ impl Enclave {
     }
 
     fn on_peer_received(&mut self, peer: PeerId, message: EnclaveToEnclave) {
+        self.heard_from(&peer);
         match message.inner {
             Some(enclave_to_enclave::Inner::RaftMessage(bytes)) => {
                 self.on_raft_message(peer, &bytes)

@@ -219,7 +219,10 @@ impl Enclave {
             Some(Ask::RaftRemoval(true)) => {
                 self.serve_membership(peer, id, ConfChangeType::RemoveNode)
             }
-            Some(Ask::RaftWrite(entry)) => self.serve_raft_write(peer, &entry).map(Some),
+            Some(Ask::RaftWrite(entry)) => self
+                .check_min_voters()
+                .and_then(|()| self.serve_raft_write(peer, &entry))
+                .map(Some),
             Some(Ask::NewTimestampUnixSecs(secs)) => {
                 self.peer_times.insert(raft_id_of(&peer), secs);
                 Ok(None)
@@ -257,6 +260,14 @@ impl Enclave {
             return Err(Error::FailedPrecondition("no group here".into()));
         };
         let is_member = group.members.contains(&peer);
+        let is_voter = group
+            .replication
+            .members()
+            .iter()
+            .any(|(raft_id, voting, _)| *voting && *raft_id == raft_id_of(&peer));
+        if kind == ConfChangeType::AddNode && is_voter {
+            return Ok(Some(Reply::Done(Done {}))); // already voting (healing promoted it)
+        }
         match kind {
             ConfChangeType::AddLearnerNode if is_member => {
                 return Err(Error::FailedPrecondition("already a member".into()));

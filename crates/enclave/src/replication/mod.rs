@@ -316,6 +316,11 @@ impl Replication {
             .map_err(|_| Error::Unavailable(format!("the log no longer holds entry {index}")))
     }
 
+    /// True while a membership change is proposed but not yet applied.
+    pub fn conf_change_pending(&self) -> bool {
+        self.node.raft.pending_conf_index > self.node.raft.raft_log.applied
+    }
+
     /// Hand leadership to `raft_id` (a voter).
     pub fn transfer_leader(&mut self, raft_id: u64) {
         self.node.transfer_leader(raft_id);

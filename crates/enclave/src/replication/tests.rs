@@ -17,6 +17,8 @@ fn group() -> GroupConfig {
         attestation_timeout_secs: 60,
         client_pq: false,
         db_version: 2,
+        voting_timeout_secs: 60,
+        membership_timeout_secs: 600,
     }
 }
 

@@ -160,12 +160,13 @@ impl Cluster {
 
     /// A group of `size`: node 0 creates it, the others join through it and ask to vote.
     pub fn group(size: usize, seed: u8) -> Self {
+        Self::group_with(size, seed, CreateNewRaftGroupRequest::default())
+    }
+
+    pub fn group_with(size: usize, seed: u8, create: CreateNewRaftGroupRequest) -> Self {
         let mut cluster = Self::new(size, seed);
         assert!(matches!(
-            cluster.call(
-                0,
-                Call::CreateNewRaftGroup(CreateNewRaftGroupRequest::default())
-            ),
+            cluster.call(0, Call::CreateNewRaftGroup(create)),
             Answer::Status(_)
         ));
         let founder = cluster.peer_id(0).to_vec();
@@ -332,5 +333,97 @@ fn ping_and_relinquish_and_failover() {
     assert_eq!(
         restored(cluster.request(survivor, &mut client, &restore(&[8; 32]))),
         (restore_response::Status::Ok, vec![7; 32], 5)
+    );
+}
+
+fn voting_of(cluster: &mut Cluster, leader: usize, node: usize) -> Option<bool> {
+    let raft_id = cluster.status(node).raft_id;
+    cluster
+        .status(leader)
+        .members
+        .iter()
+        .find(|m| m.raft_id == raft_id)
+        .map(|m| m.voting)
+}
+
+#[test]
+fn healing_demotes_then_removes_a_silent_voter_and_promotes_learners() {
+    let create = CreateNewRaftGroupRequest {
+        voting_timeout_secs: 5,
+        membership_timeout_secs: 12,
+        ..Default::default()
+    };
+    let mut cluster = Cluster::group_with(3, 80, create);
+    // Joined replicas were promoted (by RequestVoting or by healing, whichever came first).
+    assert_eq!(voting_of(&mut cluster, 0, 2), Some(true));
+    cluster.down.insert(2);
+    let raft_id = cluster.nodes[2].enclave.raft_id;
+    cluster.tick(8);
+    let members = cluster.status(0).members;
+    assert_eq!(
+        members
+            .iter()
+            .find(|m| m.raft_id == raft_id)
+            .map(|m| m.voting),
+        Some(false),
+        "demoted"
+    );
+    cluster.tick(8);
+    assert!(
+        cluster
+            .status(0)
+            .members
+            .iter()
+            .all(|m| m.raft_id != raft_id),
+        "removed"
+    );
+    // The two that remain still serve.
+    let mut alice = cluster.connect(1, [0xa1; 16]);
+    assert!(
+        cluster
+            .request(1, &mut alice, &backup(&[1; 16], &[1; 32]))
+            .inner
+            .is_some()
+    );
+}
+
+#[test]
+fn writes_wait_for_the_minimum_of_voters() {
+    let create = CreateNewRaftGroupRequest {
+        min_voting_replicas: 2,
+        ..Default::default()
+    };
+    let mut cluster = Cluster::new(2, 90);
+    assert!(matches!(
+        cluster.call(0, Call::CreateNewRaftGroup(create)),
+        Answer::Status(_)
+    ));
+    let mut alice = cluster.connect(0, [0xa1; 16]);
+    let frame = alice.encrypt(&backup(&[1; 16], &[1; 32]).encode_to_vec());
+    let refused = cluster.call(
+        0,
+        Call::ExistingClient(ExistingClientRequest {
+            client_id: alice.client_id,
+            data: frame,
+        }),
+    );
+    assert!(
+        matches!(refused, Answer::Error(ref e) if e.code() == cloister_proto::enclave::ErrorCode::Unavailable),
+        "{refused:?}"
+    );
+    // A second replica joins; healing promotes it without being asked; writes flow.
+    let founder = cluster.peer_id(0).to_vec();
+    assert!(matches!(
+        cluster.call(1, Call::JoinRaft(JoinRaftRequest { peer_id: founder })),
+        Answer::Done(_)
+    ));
+    cluster.tick(4);
+    assert_eq!(voting_of(&mut cluster, 0, 1), Some(true));
+    let mut alice = cluster.connect(0, [0xa1; 16]);
+    assert!(
+        cluster
+            .request(0, &mut alice, &backup(&[1; 16], &[1; 32]))
+            .inner
+            .is_some()
     );
 }

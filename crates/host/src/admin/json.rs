@@ -171,6 +171,10 @@ pub struct CreateGroupParams {
     pub log_bytes_max: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attestation_timeout_secs: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub voting_timeout_secs: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub membership_timeout_secs: Option<u32>,
     pub client_pq: bool,
 }
 
@@ -194,6 +198,14 @@ impl CreateGroupParams {
                 "attestation_timeout_secs",
                 self.attestation_timeout_secs.map(u64::from),
             ),
+            (
+                "voting_timeout_secs",
+                self.voting_timeout_secs.map(u64::from),
+            ),
+            (
+                "membership_timeout_secs",
+                self.membership_timeout_secs.map(u64::from),
+            ),
         ];
         if let Some((name, _)) = fields.iter().find(|(_, value)| *value == Some(0)) {
             return Err(format!(
@@ -208,6 +220,8 @@ impl CreateGroupParams {
             log_bytes_max: self.log_bytes_max.unwrap_or(0),
             attestation_timeout_secs: self.attestation_timeout_secs.unwrap_or(0),
             client_pq: self.client_pq,
+            voting_timeout_secs: self.voting_timeout_secs.unwrap_or(0),
+            membership_timeout_secs: self.membership_timeout_secs.unwrap_or(0),
         })
     }
 }
