@@ -23,6 +23,8 @@ pub struct Cluster {
     answers: Vec<Vec<(u64, Answer)>>,
     pub down: BTreeSet<usize>,
     now: u64,
+    /// Every frame delivered: (from, to, bytes), for replay tests.
+    pub delivered: Vec<(usize, usize, Vec<u8>)>,
 }
 
 impl Cluster {
@@ -35,6 +37,7 @@ impl Cluster {
             answers: vec![Vec::new(); size],
             down: BTreeSet::new(),
             now: NOW,
+            delivered: Vec::new(),
         }
     }
 
@@ -75,16 +78,24 @@ impl Cluster {
                 if self.down.contains(&to) {
                     continue; // lost
                 }
-                let message = UntrustedMessage {
-                    inner: Some(untrusted_message::Inner::PeerMessage(PeerMessage {
-                        peer_id: self.peer_id(from).to_vec(),
-                        data: frame.data,
-                    })),
-                };
-                let _ = self.nodes[to].enclave.handle(&message.encode_to_vec());
+                self.deliver(from, to, frame.data);
             }
         }
         panic!("the cluster did not settle");
+    }
+
+    /// Hand `data` to `to` as a frame from `from` (what a host does, honestly or not).
+    pub fn deliver(&mut self, from: usize, to: usize, data: Vec<u8>) {
+        if self.delivered.len() < 100_000 {
+            self.delivered.push((from, to, data.clone()));
+        }
+        let message = UntrustedMessage {
+            inner: Some(untrusted_message::Inner::PeerMessage(PeerMessage {
+                peer_id: self.peer_id(from).to_vec(),
+                data,
+            })),
+        };
+        let _ = self.nodes[to].enclave.handle(&message.encode_to_vec());
     }
 
     pub fn tick(&mut self, rounds: usize) {
@@ -423,6 +434,56 @@ fn writes_wait_for_the_minimum_of_voters() {
     assert!(
         cluster
             .request(0, &mut alice, &backup(&[1; 16], &[1; 32]))
+            .inner
+            .is_some()
+    );
+}
+
+#[test]
+fn non_members_cannot_change_membership_and_replayed_frames_change_nothing() {
+    let mut cluster = Cluster::group(2, 100);
+    cluster.nodes.push(Harness::bare(120));
+    cluster.answers.push(Vec::new());
+    // An outsider (attested, same code, not a member) asks the leader to make it a voter.
+    let leader = cluster.peer_id(0);
+    let ask = cloister_proto::e2e::transaction_request::Inner::RaftVoting(true);
+    let purpose = crate::transactions::Purpose::Host { request_id: 999 };
+    cluster.nodes[2]
+        .enclave
+        .start_transaction(leader, ask, purpose)
+        .unwrap();
+    cluster.settle();
+    let answer = cluster.answers[2]
+        .iter()
+        .find(|(id, _)| *id == 999)
+        .map(|(_, a)| a.clone());
+    assert!(matches!(answer, Some(Answer::Error(_))), "{answer:?}");
+    assert_eq!(cluster.status(0).members.len(), 2, "membership unchanged");
+
+    // A host replays every frame it ever carried to node 1: nothing changes but connections.
+    let mut alice = cluster.connect(0, [0xa1; 16]);
+    cluster.request(0, &mut alice, &backup(&[1; 16], &[1; 32]));
+    cluster.tick(2);
+    let before = db_hashes(&mut cluster);
+    let replay: Vec<_> = cluster
+        .delivered
+        .iter()
+        .filter(|(_, to, _)| *to == 1)
+        .cloned()
+        .collect();
+    assert!(replay.len() > 10);
+    for (from, to, data) in replay {
+        cluster.deliver(from, to, data);
+    }
+    cluster.settle();
+    cluster.tick(3);
+    let after = db_hashes(&mut cluster);
+    assert_eq!(before[..2], after[..2]);
+    // The group still serves through the replayed-at replica.
+    let mut bob = cluster.connect(1, [0xb0; 16]);
+    assert!(
+        cluster
+            .request(1, &mut bob, &backup(&[2; 16], &[2; 32]))
             .inner
             .is_some()
     );

@@ -35,6 +35,17 @@ pub struct StatusJson {
     pub simulated: bool,
     pub attestation_timestamp_unix_secs: u64,
     pub pending_requests: u64,
+    /// Connections to other enclaves.
+    pub peers: Vec<PeerJson>,
+}
+
+/// One peer connection inside [`StatusJson`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerJson {
+    pub peer_id: String,
+    /// `handshaking` or `connected`.
+    pub state: String,
+    pub attested_at_unix_secs: u64,
 }
 
 /// The group configuration inside [`StatusJson`].
@@ -50,6 +61,8 @@ pub struct GroupConfigJson {
     pub attestation_timeout_secs: u32,
     pub client_pq: bool,
     pub db_version: u32,
+    pub voting_timeout_secs: u32,
+    pub membership_timeout_secs: u32,
 }
 
 /// One Raft member inside [`StatusJson`].
@@ -81,6 +94,15 @@ impl From<&EnclaveStatus> for StatusJson {
             simulated: status.simulated,
             attestation_timestamp_unix_secs: status.attestation_timestamp_unix_secs,
             pending_requests: status.pending_requests,
+            peers: status
+                .peers
+                .iter()
+                .map(|peer| PeerJson {
+                    peer_id: hex::encode(&peer.peer_id),
+                    state: peer.state.clone(),
+                    attested_at_unix_secs: peer.attested_at_unix_secs,
+                })
+                .collect(),
         }
     }
 }
@@ -98,6 +120,8 @@ impl From<&GroupConfig> for GroupConfigJson {
             attestation_timeout_secs: config.attestation_timeout_secs,
             client_pq: config.client_pq,
             db_version: config.db_version,
+            voting_timeout_secs: config.voting_timeout_secs,
+            membership_timeout_secs: config.membership_timeout_secs,
         }
     }
 }
