@@ -200,25 +200,54 @@ pub struct AdminCommon {
 pub enum BenchOp {
     /// Connect, attest, Noise handshake and one Tries: sessions per second.
     Handshake,
-    /// Backup requests on persistent sessions.
+    /// Backup requests on persistent sessions (with `--target etcd`: puts).
     Backup,
     /// Restore requests (right PIN) on persistent sessions.
     Restore,
     /// Backup then Restore, alternating, on persistent sessions.
     Mixed,
+    /// Store `--backups` backups, one per distinct user (a session each), then stop.
+    Fill,
+}
+
+/// What `cloister bench` drives.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum BenchTarget {
+    /// A Cloister node or group (`--server`, `--servers`).
+    Cloister,
+    /// An etcd cluster through its HTTP/JSON gateway (`--etcd-endpoints`), for comparison.
+    Etcd,
 }
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
-    /// The operation to measure.
-    #[arg(long, value_enum, default_value = "mixed")]
-    pub op: BenchOp,
+    /// What to drive.
+    #[arg(long, value_enum, default_value = "cloister")]
+    pub target: BenchTarget,
+    /// The operation to measure (default: mixed; with `--target etcd` only backup, i.e. put).
+    #[arg(long, value_enum)]
+    pub op: Option<BenchOp>,
     /// Concurrent clients (1 to 4096).
     #[arg(long, default_value_t = 64)]
     pub clients: u32,
-    /// Seconds to measure (1 to 3600).
+    /// Seconds to measure (1 to 3600; `--op fill` runs until it has stored `--backups`).
     #[arg(long, default_value_t = 10)]
     pub duration: u64,
+    /// With `--op fill`: how many distinct users to store one backup each for.
+    #[arg(long, default_value_t = 100_000)]
+    pub backups: u64,
+    /// With `--op fill`: the first user's number (users are `fill-<n>`), so that several
+    /// fills can add up instead of rewriting the same users.
+    #[arg(long, default_value_t = 0)]
+    pub first_user: u64,
+    /// Client URLs of several replicas (comma-separated); workers take them in turn.
+    /// Replaces `--server`.
+    #[arg(long, value_delimiter = ',')]
+    pub servers: Vec<String>,
+    /// With `--target etcd`: client URLs (comma-separated `http://HOST:PORT`); workers
+    /// take them in turn.
+    #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:2379")]
+    pub etcd_endpoints: Vec<String>,
     #[command(flatten)]
     pub client: ClientArgs,
 }

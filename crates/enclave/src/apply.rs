@@ -76,6 +76,7 @@ impl Enclave {
         } else {
             self.apply_entry(&committed.data)
         };
+        self.cancel_stale_forwards(committed.term);
         let Some(pending) = self.pending.remove(&committed.index) else {
             return;
         };
@@ -141,6 +142,7 @@ impl Enclave {
             if let Some(Purpose::Forwarded {
                 client_id,
                 request_id,
+                ..
             }) = self.transactions.take(by.transaction_id)
             {
                 self.answer(

@@ -157,10 +157,15 @@ impl Enclave {
             .and_then(|group| group.members.peer_id(leader).copied())
             .ok_or_else(|| Error::Unavailable("no leader known right now".into()))?;
         let raft_id = self.raft_id;
+        let term = self
+            .group
+            .as_ref()
+            .map_or(0, |group| group.replication.term());
         let ask = |transaction_id| {
             let forwarded_by = Some(ForwardedBy {
                 raft_id,
                 transaction_id,
+                term,
             });
             Ask::RaftWrite(
                 LogEntry {
@@ -176,6 +181,7 @@ impl Enclave {
             Purpose::Forwarded {
                 client_id,
                 request_id,
+                term,
             },
         )?;
         self.counters.raft_writes_forwarded += 1;

@@ -3,7 +3,8 @@
 //! On every tick the leader proposes at most one membership change (Raft allows one in
 //! flight):
 //! 1. demote a voter it has not heard from for `voting_timeout_secs`;
-//! 2. remove a member it has not heard from for `membership_timeout_secs`;
+//! 2. remove a member it has not heard from for `membership_timeout_secs`, or one so far
+//!    behind that the leader's log no longer holds what it needs;
 //! 3. promote a learner that is caught up and alive, while voters < `max_voting_replicas`.
 //!
 //! Client writes are refused (4014, nothing changed) while the group has fewer than
@@ -84,6 +85,7 @@ impl Enclave {
         let members = group.replication.members();
         let voters = members.iter().filter(|(_, voting, _)| *voting).count() as u32;
         let commit = group.replication.commit_index();
+        let first_index = group.replication.first_index();
         let mut promote = None;
         for (raft_id, voting, matched) in members {
             if raft_id == self.raft_id {
@@ -94,6 +96,11 @@ impl Enclave {
             };
             let silence = silent_for(&peer);
             if silence >= u64::from(group.config.membership_timeout_secs) {
+                return Some((ConfChangeType::RemoveNode, peer));
+            }
+            // Behind what this leader's log still holds: without raft snapshots it can never
+            // catch up, so it leaves and rejoins by streaming state.
+            if matched > 0 && matched + 1 < first_index {
                 return Some((ConfChangeType::RemoveNode, peer));
             }
             if voting && silence >= u64::from(group.config.voting_timeout_secs) {

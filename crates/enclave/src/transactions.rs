@@ -34,8 +34,12 @@ pub const TRANSACTION_TIMEOUT_SECS: u64 = 30;
 pub(crate) enum Purpose {
     /// A host call (PingPeer, RequestVoting, RequestRemoval): answer `Done` or the error.
     Host { request_id: u64 },
-    /// A client's entry forwarded to the leader (RaftWrite).
-    Forwarded { client_id: u64, request_id: u64 },
+    /// A client's entry forwarded to the leader (RaftWrite) in `term`.
+    Forwarded {
+        client_id: u64,
+        request_id: u64,
+        term: u64,
+    },
     /// A step of joining a group.
     Join(JoinStep),
 }
@@ -51,6 +55,8 @@ pub(crate) struct Outgoing {
 pub(crate) struct Transactions {
     outgoing: BTreeMap<u64, Outgoing>,
     id_next: u64,
+    /// The newest term of an applied entry.
+    applied_term: u64,
 }
 
 impl Transactions {
@@ -140,6 +146,7 @@ impl Enclave {
             Purpose::Forwarded {
                 client_id,
                 request_id,
+                ..
             } => {
                 let reply = match reply {
                     Err(_) if !definite => Err(Error::Internal(
@@ -150,6 +157,41 @@ impl Enclave {
                 self.on_forward_reply(client_id, request_id, reply);
             }
             Purpose::Join(step) => self.on_join_reply(step, reply),
+        }
+    }
+
+    /// Once an entry of term `term` applies, no write forwarded in an earlier term can commit
+    /// any more (leaders refuse writes of other terms, and every earlier-term entry that will
+    /// ever commit precedes it in the log): answer those clients 4014, nothing changed.
+    pub(crate) fn cancel_stale_forwards(&mut self, term: u64) {
+        if term <= self.transactions.applied_term {
+            return; // nothing new: checked when this term's first entry applied
+        }
+        self.transactions.applied_term = term;
+        let stale: Vec<u64> = self
+            .transactions
+            .outgoing
+            .iter()
+            .filter(|(_, outgoing)| matches!(outgoing.purpose, Purpose::Forwarded { term: sent, .. } if sent < term))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stale {
+            if let Some(Purpose::Forwarded {
+                client_id,
+                request_id,
+                ..
+            }) = self.transactions.take(id)
+            {
+                let cancelled =
+                    Error::Unavailable("transaction cancelled by a leader change".into());
+                self.answer(
+                    Origin::Client {
+                        client_id,
+                        request_id,
+                    },
+                    Err(cancelled),
+                );
+            }
         }
     }
 
@@ -327,11 +369,12 @@ impl Enclave {
             .members()
             .into_iter()
             .filter(|(_, voting, _)| *voting)
-            .map(|(raft_id, _, _)| {
+            // Voters not heard from yet have no clock to count.
+            .filter_map(|(raft_id, _, _)| {
                 if raft_id == self.raft_id {
-                    self.now_unix_secs
+                    Some(self.now_unix_secs)
                 } else {
-                    self.peer_times.get(&raft_id).copied().unwrap_or(0)
+                    self.peer_times.get(&raft_id).copied()
                 }
             })
             .collect();

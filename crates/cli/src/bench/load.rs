@@ -16,28 +16,23 @@ pub struct Report {
     pub errors: u64,
 }
 
-const DATA: [u8; 48] = [0x42; 48];
-const PIN: [u8; 32] = [0x24; 32];
-const MAX_TRIES: u32 = 10;
+/// The secret each backup stores (and each etcd put writes): 48 bytes, as SVR2 backups.
+pub(super) const DATA: [u8; 48] = [0x42; 48];
+pub(super) const PIN: [u8; 32] = [0x24; 32];
+pub(super) const MAX_TRIES: u32 = 10;
+/// Most `--servers` accepted.
+pub const SERVERS_MAX: usize = 64;
 /// Pause after a failed operation, so a refusing node is not hammered.
-const ERROR_BACKOFF: Duration = Duration::from_millis(50);
+pub(super) const ERROR_BACKOFF: Duration = Duration::from_millis(50);
 
-/// Run `args.clients` workers for `duration`.
-pub async fn run(args: &BenchArgs, duration: Duration) -> Result<Report, Failure> {
-    // Fail fast, with the real reason, if the node cannot be reached at all.
-    let probe = client_for("bench-probe", &args.client)?;
-    probe
-        .connect()
-        .await
-        .map_err(Failure::from_client)?
-        .close()
-        .await;
-    let client_args = Arc::new(args.client.clone());
+/// Run `args.clients` workers doing `op` for `duration`; worker `i` uses server `i mod n`.
+pub async fn run(args: &BenchArgs, op: BenchOp, duration: Duration) -> Result<Report, Failure> {
+    let servers = probed_servers(args).await?;
     let start = Instant::now();
     let deadline = start + duration;
     let workers: Vec<_> = (0..args.clients)
         .map(|worker| {
-            let (client_args, op) = (client_args.clone(), args.op);
+            let client_args = servers[worker as usize % servers.len()].clone();
             tokio::spawn(async move { work(worker, op, &client_args, deadline).await })
         })
         .collect();
@@ -53,6 +48,38 @@ pub async fn run(args: &BenchArgs, duration: Duration) -> Result<Report, Failure
         summary: samples.summary(start.elapsed()),
         errors,
     })
+}
+
+/// The client flags for each server (`--servers`, else `--server`), each checked by one
+/// connection so that a run fails fast, with the real reason, if a node cannot be reached.
+pub(super) async fn probed_servers(args: &BenchArgs) -> Result<Vec<Arc<ClientArgs>>, Failure> {
+    if args.servers.len() > SERVERS_MAX {
+        return Err(Failure::usage(format!(
+            "--servers takes at most {SERVERS_MAX} URLs"
+        )));
+    }
+    let servers: Vec<Arc<ClientArgs>> = if args.servers.is_empty() {
+        vec![Arc::new(args.client.clone())]
+    } else {
+        args.servers
+            .iter()
+            .map(|server| {
+                Arc::new(ClientArgs {
+                    server: server.clone(),
+                    ..args.client.clone()
+                })
+            })
+            .collect()
+    };
+    for server in &servers {
+        client_for("bench-probe", server)?
+            .connect()
+            .await
+            .map_err(Failure::from_client)?
+            .close()
+            .await;
+    }
+    Ok(servers)
 }
 
 async fn work(worker: u32, op: BenchOp, args: &ClientArgs, deadline: Instant) -> (Samples, u64) {

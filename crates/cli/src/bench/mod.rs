@@ -1,13 +1,17 @@
-//! `cloister bench`: a load generator for a running node.
+//! `cloister bench`: a load generator for a running node, group, or (for comparison) etcd.
 //!
 //! ```text
-//!  N workers ──(own user each)──▶ node       handshake: connect+attest+Noise+Tries per op
+//!  N workers ──(own user each)──▶ node(s)    handshake: connect+attest+Noise+Tries per op
 //!     │ latency per op                        backup / restore / mixed: persistent sessions
+//!     │                                       fill: one session per new user, N backups
+//!     │              ──(own key each)──▶ etcd (--target etcd): POST /v3/kv/put, keep-alive
 //!     ▼
 //!  Samples ─▶ ops/s, p50/p99/p999   (+ for handshake: ratio to a raw snow NK loop, same run)
 //! ```
 
 mod baseline;
+mod etcd;
+mod fill;
 mod load;
 mod stats;
 
@@ -15,7 +19,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::args::{BenchArgs, BenchOp};
+use crate::args::{BenchArgs, BenchOp, BenchTarget};
 use crate::exit::{Failure, Outcome};
 
 pub use baseline::noise_nk_handshakes_per_sec;
@@ -38,18 +42,64 @@ pub async fn run(args: BenchArgs) -> Result<Outcome, Failure> {
         )));
     }
     let duration = Duration::from_secs(args.duration);
-    let report = load::run(&args, duration).await?;
+    match args.target {
+        BenchTarget::Etcd => run_etcd(&args, duration).await,
+        BenchTarget::Cloister => run_cloister(&args, duration).await,
+    }
+}
+
+async fn run_etcd(args: &BenchArgs, duration: Duration) -> Result<Outcome, Failure> {
+    if !matches!(args.op, None | Some(BenchOp::Backup)) {
+        return Err(Failure::usage(
+            "--target etcd measures puts only (the counterpart of --op backup)".into(),
+        ));
+    }
+    let report = etcd::run(&args.etcd_endpoints, args.clients, duration).await?;
+    let text = format!(
+        "etcd put with {} clients over {} endpoints: {}; {} errors",
+        args.clients,
+        args.etcd_endpoints.len(),
+        report.summary,
+        report.errors
+    );
+    let json = json!({
+        "target": "etcd",
+        "op": "put",
+        "clients": args.clients,
+        "endpoints": args.etcd_endpoints,
+        "summary": report.summary,
+        "errors": report.errors,
+    });
+    Ok(Outcome::new(text, json))
+}
+
+async fn run_cloister(args: &BenchArgs, duration: Duration) -> Result<Outcome, Failure> {
+    let op = args.op.unwrap_or(BenchOp::Mixed);
+    let report = match op {
+        BenchOp::Fill => fill::run(args).await?,
+        _ => load::run(args, op, duration).await?,
+    };
     let mut text = format!(
-        "{:?} with {} clients: {}; {} errors",
-        args.op, args.clients, report.summary, report.errors
+        "{op:?} with {} clients: {}; {} errors",
+        args.clients, report.summary, report.errors
     );
     let mut json = json!({
-        "op": format!("{:?}", args.op).to_lowercase(),
+        "target": "cloister",
+        "op": format!("{op:?}").to_lowercase(),
         "clients": args.clients,
         "summary": report.summary,
         "errors": report.errors,
     });
-    if args.op == BenchOp::Handshake {
+    if op == BenchOp::Fill {
+        let missing = args.backups.saturating_sub(report.summary.operations);
+        text.push_str(&format!(
+            "\n{} of {} backups stored ({missing} users given up on)",
+            report.summary.operations, args.backups
+        ));
+        json["backups"] = json!(args.backups);
+        json["missing"] = json!(missing);
+    }
+    if op == BenchOp::Handshake {
         let limit = tokio::task::spawn_blocking(move || noise_nk_handshakes_per_sec(duration))
             .await
             .map_err(|error| Failure::other(error.into()))?

@@ -40,7 +40,7 @@ impl HttpResponse {
 }
 
 /// One HTTP/1.1 request over a fresh connection (`Connection: close`), bounded by
-/// [`HTTP_TIMEOUT`].
+/// [`HTTP_TIMEOUT`]. Panics if the exchange fails.
 pub async fn http(
     addr: SocketAddr,
     method: &str,
@@ -48,8 +48,24 @@ pub async fn http(
     headers: &[(&str, &str)],
     body: &str,
 ) -> HttpResponse {
+    try_http(addr, method, path, headers, body)
+        .await
+        .unwrap_or_else(|error| panic!("{method} {path}: {error}"))
+}
+
+/// As [`http`], but a refused connection, a reset, a timeout or a malformed answer is an
+/// `Err` (for polling nodes that may be down).
+pub async fn try_http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Result<HttpResponse, String> {
     let exchange = async {
-        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let mut stream = TcpStream::connect(addr)
+            .await
+            .map_err(|error| format!("connecting to {addr}: {error}"))?;
         let mut request = format!(
             "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
              Content-Length: {}\r\n",
@@ -63,18 +79,25 @@ pub async fn http(
         }
         request.push_str("\r\n");
         request.push_str(body);
-        stream.write_all(request.as_bytes()).await.unwrap();
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .map_err(|error| format!("writing to {addr}: {error}"))?;
         let mut response = Vec::new();
         stream
             .take(HTTP_RESPONSE_BYTES_MAX)
             .read_to_end(&mut response)
             .await
-            .unwrap();
-        parse_response(&String::from_utf8(response).unwrap())
+            .map_err(|error| format!("reading from {addr}: {error}"))?;
+        let text = String::from_utf8(response).map_err(|_| "a non-UTF-8 answer".to_owned())?;
+        if !text.contains("\r\n\r\n") {
+            return Err(format!("an incomplete answer: {text:?}"));
+        }
+        Ok(parse_response(&text))
     };
     tokio::time::timeout(HTTP_TIMEOUT, exchange)
         .await
-        .unwrap_or_else(|_| panic!("{method} {path} took longer than {HTTP_TIMEOUT:?}"))
+        .unwrap_or_else(|_| Err(format!("longer than {HTTP_TIMEOUT:?}")))
 }
 
 fn parse_response(text: &str) -> HttpResponse {

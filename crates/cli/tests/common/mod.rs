@@ -10,15 +10,18 @@
 //! ```
 //!
 //! Raw WebSocket helpers for bad input live in `common::ws`; the HTTP client lives in
-//! `common::http_client`.
+//! `common::http_client`; replica groups of several `cloister node --simulated` processes
+//! live in `common::group`, and a raw peer-transport client in `common::peer`.
 
 // Every test crate includes this module and uses a different part of it.
 #![allow(dead_code)]
 
+pub mod group;
 mod http_client;
+pub mod peer;
 pub mod ws;
 
-pub use http_client::http;
+pub use http_client::{http, try_http};
 
 use std::future::Future;
 use std::io::{BufRead, BufReader};
@@ -148,6 +151,8 @@ pub struct Node {
     pub client_addr: SocketAddr,
     /// The admin API listener.
     pub admin_addr: SocketAddr,
+    /// The peer listener, when the node was started with `--peer-listen`.
+    pub peer_addr: Option<SocketAddr>,
     /// The enclave id (hex measurement) the node printed.
     pub enclave_id: String,
     /// Every stdout line up to and including the `auth secret` line.
@@ -162,23 +167,44 @@ impl Node {
     /// Starts a node on `dir` with ports chosen by the OS.
     pub async fn start(dir: &TestDir) -> Node {
         let data_dir = dir.path().to_owned();
-        tokio::task::spawn_blocking(move || Node::start_blocking(&data_dir))
-            .await
-            .unwrap()
+        let secret = data_dir.join("auth-secret");
+        Node::start_with(data_dir, &["--dev"], secret).await
     }
 
-    fn start_blocking(data_dir: &Path) -> Node {
+    /// Starts `cloister node MODE_ARGS --data-dir DATA_DIR` with client and admin ports
+    /// chosen by the OS; `auth_secret_file` is where the node reads its secret (pass
+    /// `--auth-secret-file` in `mode_args` when it is not the default one).
+    pub async fn start_with(
+        data_dir: PathBuf,
+        mode_args: &[&str],
+        auth_secret_file: PathBuf,
+    ) -> Node {
+        let mode_args: Vec<String> = mode_args.iter().map(|arg| (*arg).to_owned()).collect();
+        tokio::task::spawn_blocking(move || {
+            Node::start_blocking(&data_dir, &mode_args, auth_secret_file)
+        })
+        .await
+        .unwrap()
+    }
+
+    fn start_blocking(data_dir: &Path, mode_args: &[String], auth_secret_file: PathBuf) -> Node {
         static STARTS: AtomicU64 = AtomicU64::new(0);
         let log_file = data_dir.join(format!(
             "node-{}.log",
             STARTS.fetch_add(1, Ordering::Relaxed)
         ));
         let mut child = Command::new(env!("CARGO_BIN_EXE_cloister"))
-            .args(["node", "--dev", "--data-dir"])
+            .arg("node")
+            .args(mode_args)
+            .arg("--data-dir")
             .arg(data_dir)
             .args(["--client-listen", "127.0.0.1:0"])
             .args(["--admin-listen", "127.0.0.1:0"])
-            .env("RUST_LOG", "info")
+            // CLOISTER_TEST_NODE_LOG (e.g. "debug") turns up the nodes' logs when debugging.
+            .env(
+                "RUST_LOG",
+                std::env::var("CLOISTER_TEST_NODE_LOG").unwrap_or_else(|_| "info".to_owned()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log_file).unwrap())
@@ -199,9 +225,10 @@ impl Node {
             child,
             client_addr: ([0, 0, 0, 0], 0).into(),
             admin_addr: ([0, 0, 0, 0], 0).into(),
+            peer_addr: None,
             enclave_id: String::new(),
             banner: Vec::new(),
-            auth_secret_file: data_dir.join("auth-secret"),
+            auth_secret_file,
             log_file,
         };
         node.read_banner(&lines_out);
@@ -225,6 +252,8 @@ impl Node {
                 self.client_addr = addr.trim().parse().unwrap();
             } else if let Some(addr) = line.strip_prefix("admin listening on http://") {
                 self.admin_addr = addr.trim().parse().unwrap();
+            } else if let Some(addr) = line.strip_prefix("peer listening on ") {
+                self.peer_addr = Some(addr.trim().parse().unwrap());
             } else if let Some(id) = line.strip_prefix("enclave id ") {
                 self.enclave_id = id.trim().to_owned();
             }
@@ -333,7 +362,12 @@ impl Node {
         None
     }
 
-    /// Kills the node now and waits for it to exit.
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the node now (SIGKILL) and waits for it to exit.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -187,30 +187,33 @@ impl Replication {
         progress
     }
 
-    /// Mark everything returned by [`Self::ready`] applied, and drop entries no member
-    /// needs any more. Entries stay while a follower still needs them, within half the log
-    /// cap; a follower behind that is cut off and must rejoin by streaming state. The last
+    /// Mark everything returned by [`Self::ready`] applied, and drop entries nobody needs.
+    ///
+    /// Every replica keeps its applied entries within half the log cap, oldest dropped first,
+    /// so that whichever replica leads next can still catch up a lagging follower from its
+    /// log. A leader also drops entries every member already holds. A follower that falls
+    /// behind what its leader keeps is removed by healing and rejoins by streaming. The last
     /// applied entry always stays: Raft needs its term.
     pub fn advance_apply(&mut self) {
         self.node.advance_apply();
         let applied = self.node.raft.raft_log.applied;
-        let needed = if self.is_leader() {
+        let budget_point = self.sizes.index_to_fit(self.log_bytes_max / 2).unwrap_or(0);
+        let held_by_all = if self.is_leader() {
             let progress = self.node.raft.prs();
             progress
                 .iter()
                 .map(|(_, p)| p.matched + 1)
                 .min()
-                .unwrap_or(applied)
-                .min(applied)
+                .unwrap_or(0)
         } else {
-            applied
+            0
         };
-        let mut compact_to = needed;
-        let budget = self.log_bytes_max / 2;
-        if self.sizes.total() > budget {
-            compact_to = applied;
-        }
-        self.compact(compact_to);
+        self.compact(budget_point.max(held_by_all).min(applied));
+    }
+
+    /// The first index still in the log.
+    pub fn first_index(&self) -> u64 {
+        raft::Storage::first_index(self.node.store()).unwrap_or(0)
     }
 
     fn compact(&mut self, index: u64) {

@@ -55,6 +55,19 @@ impl EntrySizes {
         }
     }
 
+    /// The first index to keep so that the entries kept take at most `budget` bytes
+    /// (`None` when everything fits).
+    pub fn index_to_fit(&self, budget: u64) -> Option<u64> {
+        let mut total = self.total;
+        for &(index, bytes) in &self.sizes {
+            if total <= budget {
+                return Some(index);
+            }
+            total -= bytes;
+        }
+        self.sizes.back().map(|&(index, _)| index + 1)
+    }
+
     /// Bytes of entries held.
     pub fn total(&self) -> u64 {
         self.total
