@@ -85,9 +85,17 @@ impl Replication {
         storage: EnclaveStorage,
         applied: u64,
     ) -> Result<Self, Error> {
+        // raft-rs randomizes each election timeout with the OS's RNG, which would make the core
+        // nondeterministic. A range of one value makes that draw a constant; spreading the
+        // constant by raft id keeps replicas from timing out together (no endless split votes).
+        let election = group.election_ticks as usize;
+        let election_timeout =
+            election + (raft_id % u64::from(group.election_ticks.max(1))) as usize;
         let config = raft::Config {
             id: raft_id,
-            election_tick: group.election_ticks as usize,
+            election_tick: election,
+            min_election_tick: election_timeout,
+            max_election_tick: election_timeout + 1,
             heartbeat_tick: group.heartbeat_ticks as usize,
             max_size_per_msg: 1024 * 1024,
             max_inflight_msgs: 256,
