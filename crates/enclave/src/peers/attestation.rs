@@ -67,19 +67,12 @@ pub(super) fn verify_handshake(
     peer: &PeerId,
     ctx: &PeerContext<'_>,
 ) -> Result<PeerAttestation, Error> {
-    let attestation = verify_evidence(evidence, endorsements, ctx)
-        .map_err(|reason| refused(peer, "handshake", &reason))?;
-    if attestation.peer() != peer {
-        return Err(refused(
-            peer,
-            "handshake",
-            &format!(
-                "the evidence binds key {}, not the peer's id",
-                hex::encode(attestation.peer())
-            ),
-        ));
-    }
-    Ok(attestation)
+    verify_bound_to(evidence, endorsements, peer, ctx, "handshake", |bound| {
+        format!(
+            "the evidence binds key {}, not the peer's id",
+            hex::encode(bound)
+        )
+    })
 }
 
 /// Verify an `AttestationUpdate` from a connected peer: the same checks, and the key must
@@ -90,18 +83,35 @@ pub(super) fn verify_update(
     peer: &PeerId,
     ctx: &PeerContext<'_>,
 ) -> Result<PeerAttestation, Error> {
-    let attestation = verify_evidence(evidence, endorsements, ctx)
-        .map_err(|reason| refused(peer, "attestation update", &reason))?;
-    if attestation.peer() != peer {
-        return Err(refused(
-            peer,
-            "attestation update",
-            &format!(
+    verify_bound_to(
+        evidence,
+        endorsements,
+        peer,
+        ctx,
+        "attestation update",
+        |bound| {
+            format!(
                 "the key changed from {} to {}; a peer's key may not change",
                 hex::encode(peer),
-                hex::encode(attestation.peer())
-            ),
-        ));
+                hex::encode(bound)
+            )
+        },
+    )
+}
+
+/// Verify `evidence` and require that it binds `peer`'s key; `mismatch` words the refusal.
+fn verify_bound_to(
+    evidence: &[u8],
+    endorsements: &[u8],
+    peer: &PeerId,
+    ctx: &PeerContext<'_>,
+    what: &str,
+    mismatch: impl FnOnce(&PeerId) -> String,
+) -> Result<PeerAttestation, Error> {
+    let attestation = verify_evidence(evidence, endorsements, ctx)
+        .map_err(|reason| refused(peer, what, &reason))?;
+    if attestation.peer() != peer {
+        return Err(refused(peer, what, &mismatch(attestation.peer())));
     }
     Ok(attestation)
 }
