@@ -2,6 +2,8 @@
 //!
 //! 0 ok · 1 other error · 2 usage error · 3 wrong PIN · 4 no such backup.
 
+use std::io::Write;
+
 use serde_json::{Value, json};
 
 /// Exit code: the command worked.
@@ -27,13 +29,15 @@ impl Outcome {
         Self { text, json }
     }
 
-    /// Print to stdout in the chosen form.
+    /// Print to stdout in the chosen form. A closed stdout (the reader went away) is not
+    /// an error worth a panic at exit.
     pub fn print(&self, as_json: bool) {
-        if as_json {
-            println!("{}", self.json);
+        let mut stdout = std::io::stdout();
+        let _ = if as_json {
+            writeln!(stdout, "{}", self.json)
         } else {
-            println!("{}", self.text);
-        }
+            writeln!(stdout, "{}", self.text)
+        };
     }
 }
 
@@ -107,12 +111,12 @@ impl Failure {
         self.code
     }
 
-    /// Print to stderr (text) or stdout (JSON).
+    /// Print to stderr (text) or stdout (JSON), ignoring a closed stream.
     pub fn print(&self, as_json: bool) {
-        if as_json {
-            println!("{}", self.json);
+        let _ = if as_json {
+            writeln!(std::io::stdout(), "{}", self.json)
         } else {
-            eprintln!("error: {}", self.message);
-        }
+            writeln!(std::io::stderr(), "error: {}", self.message)
+        };
     }
 }
