@@ -70,18 +70,7 @@ pub async fn run(
             tokio::spawn(async move { work(worker, authority, deadline).await })
         })
         .collect();
-    let mut samples = Samples::default();
-    let mut errors = 0;
-    for worker in workers {
-        let (worker_samples, worker_errors) =
-            worker.await.map_err(|error| Failure::other(error.into()))?;
-        samples.merge(worker_samples);
-        errors += worker_errors;
-    }
-    Ok(Report {
-        summary: samples.summary(start.elapsed()),
-        errors,
-    })
+    super::load::collect(workers, start).await
 }
 
 async fn put_once(authority: &str) -> anyhow::Result<HttpResponse> {

@@ -56,19 +56,9 @@ pub async fn run(args: &BenchArgs) -> Result<Report, Failure> {
             tokio::spawn(async move { work(&next, &stored, users, &server).await })
         })
         .collect();
-    let mut samples = Samples::default();
-    let mut errors = 0;
-    for worker in workers {
-        let (worker_samples, worker_errors) =
-            worker.await.map_err(|error| Failure::other(error.into()))?;
-        samples.merge(worker_samples);
-        errors += worker_errors;
-    }
+    let report = super::load::collect(workers, start).await;
     progress.abort();
-    Ok(Report {
-        summary: samples.summary(start.elapsed()),
-        errors,
-    })
+    report
 }
 
 async fn print_progress(stored: Arc<AtomicU64>, backups: u64, start: Instant) {

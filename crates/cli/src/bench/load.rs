@@ -36,6 +36,14 @@ pub async fn run(args: &BenchArgs, op: BenchOp, duration: Duration) -> Result<Re
             tokio::spawn(async move { work(worker, op, &client_args, deadline).await })
         })
         .collect();
+    super::load::collect(workers, start).await
+}
+
+/// Wait for every worker and merge what they measured since `start`.
+pub(super) async fn collect(
+    workers: Vec<tokio::task::JoinHandle<(Samples, u64)>>,
+    start: Instant,
+) -> Result<Report, Failure> {
     let mut samples = Samples::default();
     let mut errors = 0;
     for worker in workers {
