@@ -50,6 +50,7 @@ impl Enclave {
     pub(crate) fn drive_replication(&mut self) {
         loop {
             let Some(group) = &mut self.group else { return };
+            group.replication.announce_commit();
             if !group.replication.has_ready() {
                 return;
             }

@@ -52,6 +52,8 @@ pub struct Replication {
     /// Bytes proposed since the last `ready` (not yet in storage).
     unstable_bytes: u64,
     log_bytes_max: u64,
+    /// The commit index this leader last sent followers an append for, only to announce it.
+    commit_announced: u64,
 }
 
 impl Replication {
@@ -101,6 +103,10 @@ impl Replication {
             max_inflight_msgs: 256,
             check_quorum: true,
             pre_vote: true,
+            // One append per follower per `ready`, however many entries a host batch proposed.
+            batch_append: true,
+            // Commit is announced by `announce_commit`, not by an extra append per commit.
+            skip_bcast_commit: true,
             applied,
             ..Default::default()
         };
@@ -112,6 +118,7 @@ impl Replication {
             sizes: EntrySizes::default(),
             unstable_bytes: 0,
             log_bytes_max: group.log_bytes_max,
+            commit_announced: 0,
         })
     }
 
@@ -146,6 +153,30 @@ impl Replication {
     /// One Raft clock tick.
     pub fn tick(&mut self) {
         self.node.tick();
+    }
+
+    /// Tell followers a commit index that nothing else is about to carry.
+    ///
+    /// raft-rs would send every follower one more append each time the leader's commit
+    /// advances (`skip_bcast_commit` is set to stop that): under load that doubled the peer
+    /// messages per write. Every append carries the commit index, so while entries are in
+    /// flight the next one announces it; only when the leader's whole log is committed does
+    /// it send the appends that say so, once. Followers answer forwarded writes when they
+    /// apply them, so they must learn each commit within a round trip, not a heartbeat.
+    /// Call before [`Self::has_ready`], after a batch of messages was stepped.
+    pub fn announce_commit(&mut self) {
+        if !self.is_leader() {
+            self.commit_announced = 0;
+            return;
+        }
+        let committed = self.node.raft.raft_log.committed;
+        if committed > self.commit_announced && committed == self.node.raft.raft_log.last_index()
+        {
+            // Followers with a message already queued get the commit merged into it
+            // (`batch_append`); the others get one append with no entries.
+            self.node.raft.bcast_append();
+            self.commit_announced = committed;
+        }
     }
 
     /// True when [`Self::ready`] has work.

@@ -84,6 +84,43 @@ impl Cluster {
         panic!("the cluster did not settle");
     }
 
+    /// Drain `node` alone: keep its answers, and return its peer frames as (to, bytes)
+    /// without delivering them, so a test can hold messages in the network.
+    pub fn take_frames_from(&mut self, node: usize) -> Vec<(usize, Vec<u8>)> {
+        let mut frames = Vec::new();
+        for message in self.nodes[node].drain() {
+            match message.inner {
+                Some(enclave_message::Inner::PeerMessage(frame)) => {
+                    if let Some(to) = (0..self.nodes.len())
+                        .find(|i| self.nodes[*i].enclave.peer_id().as_slice() == frame.peer_id)
+                    {
+                        frames.push((to, frame.data));
+                    }
+                }
+                Some(enclave_message::Inner::H2eResponse(response)) => {
+                    self.answers[node].push((response.request_id, response.inner.unwrap()));
+                }
+                _ => {}
+            }
+        }
+        frames
+    }
+
+    /// The answers `node` already gave to `request_ids`, in that order (panics if one is
+    /// missing: the caller settled first).
+    pub fn answered(&mut self, node: usize, request_ids: &[u64]) -> Vec<Answer> {
+        request_ids
+            .iter()
+            .map(|request_id| {
+                let position = self.answers[node]
+                    .iter()
+                    .position(|(id, _)| id == request_id)
+                    .unwrap_or_else(|| panic!("node {node} has not answered {request_id}"));
+                self.answers[node].remove(position).1
+            })
+            .collect()
+    }
+
     /// Hand `data` to `to` as a frame from `from` (what a host does, honestly or not).
     pub fn deliver(&mut self, from: usize, to: usize, data: Vec<u8>) {
         if self.delivered.len() < 100_000 {
@@ -204,7 +241,7 @@ impl Cluster {
     }
 }
 
-fn backup(data: &[u8], pin: &[u8]) -> Request {
+pub(super) fn backup(data: &[u8], pin: &[u8]) -> Request {
     Request {
         inner: Some(request::Inner::Backup(BackupRequest {
             data: data.to_vec(),
@@ -235,7 +272,7 @@ fn restored(response: Response) -> (restore_response::Status, Vec<u8>, u32) {
     }
 }
 
-fn db_hashes(cluster: &mut Cluster) -> Vec<(Vec<u8>, u64)> {
+pub(super) fn db_hashes(cluster: &mut Cluster) -> Vec<(Vec<u8>, u64)> {
     let live: Vec<usize> = (0..cluster.nodes.len())
         .filter(|node| !cluster.down.contains(node))
         .collect();

@@ -3,6 +3,7 @@
 mod cluster;
 mod harness;
 mod mutation;
+mod raft_messages;
 
 use cloister_proto::enclave::{
     CloseClientRequest, CreateNewRaftGroupRequest, DeleteBackupRequest, EnclaveConfig,
