@@ -10,6 +10,7 @@ use ed25519_dalek::{Signer, SigningKey, VerifyingKey};
 use prost::Message;
 use sha2::{Digest, Sha256};
 
+use crate::claims::{Claims, Validity};
 use crate::{AttestError, MEASUREMENT_BYTES};
 
 /// The public seed of the simulated platform key. Publishing it is the point: simulated
@@ -34,13 +35,24 @@ pub fn platform_verifying_key() -> VerifyingKey {
     platform_key().verifying_key()
 }
 
-/// Produce simulated evidence for `data` at `now_unix_secs`.
+/// Produce simulated evidence for `data` at `now_unix_secs`, at security version 0.
 pub fn attest(data: &cloister_proto::attest::AttestationData, now_unix_secs: u64) -> Evidence {
+    attest_with_security_version(data, now_unix_secs, 0)
+}
+
+/// Produce simulated evidence for `data` at `now_unix_secs` attesting `security_version`
+/// (claimed as `sim.security_version`, what minimums are tested with).
+pub fn attest_with_security_version(
+    data: &cloister_proto::attest::AttestationData,
+    now_unix_secs: u64,
+    security_version: u32,
+) -> Evidence {
     let attestation_data = data.encode_to_vec();
     let report = SimReport {
         measurement: measurement().to_vec(),
         report_data: crate::report_data(&attestation_data).to_vec(),
         timestamp_unix_secs: now_unix_secs,
+        security_version,
     }
     .encode_to_vec();
     let signature = platform_key().sign(&report).to_bytes().to_vec();
@@ -51,35 +63,51 @@ pub fn attest(data: &cloister_proto::attest::AttestationData, now_unix_secs: u64
     }
 }
 
-/// The claims of a simulated report whose signature verified.
-pub(crate) struct SimClaims {
-    pub measurement: [u8; MEASUREMENT_BYTES],
-    pub report_data: [u8; 32],
-    pub timestamp_unix_secs: u64,
-}
-
-/// Check the platform signature and parse the report.
-pub(crate) fn verify_report(quote_bytes: &[u8]) -> Result<SimClaims, AttestError> {
+/// Check the platform signature and read the report's claims. Sim takes no endorsements.
+pub(crate) fn claims(quote_bytes: &[u8], endorsements: &[u8]) -> Result<Claims, AttestError> {
+    if !endorsements.is_empty() {
+        return Err(AttestError::UnexpectedEndorsements(
+            "sim",
+            endorsements.len(),
+        ));
+    }
     let quote =
         SimQuote::decode(quote_bytes).map_err(|_| AttestError::Malformed("simulated quote"))?;
     let signature = ed25519_dalek::Signature::from_slice(&quote.signature)
         .map_err(|_| AttestError::Malformed("simulated quote signature"))?;
     platform_verifying_key()
         .verify_strict(&quote.report, &signature)
-        .map_err(|_| AttestError::BadSignature)?;
+        .map_err(|_| {
+            AttestError::BadSignature("the simulated platform's signature over the report".into())
+        })?;
     let report = SimReport::decode(quote.report.as_slice())
         .map_err(|_| AttestError::Malformed("simulated report"))?;
-    Ok(SimClaims {
-        measurement: report
-            .measurement
-            .as_slice()
-            .try_into()
-            .map_err(|_| AttestError::Malformed("simulated report measurement"))?,
-        report_data: report
-            .report_data
-            .as_slice()
-            .try_into()
-            .map_err(|_| AttestError::Malformed("simulated report data"))?,
-        timestamp_unix_secs: report.timestamp_unix_secs,
+    let measurement = report
+        .measurement
+        .as_slice()
+        .try_into()
+        .map_err(|_| AttestError::Malformed("simulated report measurement"))?;
+    if report.report_data.len() != 32 {
+        return Err(AttestError::Malformed("simulated report data"));
+    }
+    Ok(Claims {
+        kind: EvidenceKind::Sim,
+        measurement,
+        report_data: report.report_data,
+        tcb_status: None,
+        advisory_ids: Vec::new(),
+        snp_tcb: None,
+        debug: false,
+        issued_at_unix_secs: Some(report.timestamp_unix_secs),
+        validity: Validity::ALWAYS,
+        details: vec![(
+            "platform",
+            "simulated: insecure, anyone can forge this".into(),
+        )],
+        attested_values: [(
+            "sim.security_version".to_owned(),
+            report.security_version.to_be_bytes().to_vec(),
+        )]
+        .into(),
     })
 }

@@ -19,7 +19,10 @@ pub const ADMIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub async fn run(args: AdminArgs) -> Result<Outcome, Failure> {
     match args.command {
         AdminCommand::Status(common) => status(common).await,
-        AdminCommand::CreateGroup(common) => post(&common, "/v1/create-group", "{}").await,
+        AdminCommand::CreateGroup(create) => {
+            let body = serde_json::json!({ "client_pq": create.client_pq }).to_string();
+            post(&create.common, "/v1/create-group", &body).await
+        }
         AdminCommand::Join(peer) => {
             let body = serde_json::json!({ "peer": peer.peer.to_string() }).to_string();
             post(&peer.common, "/v1/join", &body).await
@@ -30,6 +33,15 @@ pub async fn run(args: AdminArgs) -> Result<Outcome, Failure> {
         AdminCommand::PingPeer(peer) => {
             let body = serde_json::json!({ "peer": peer.peer.to_string() }).to_string();
             post(&peer.common, "/v1/ping-peer", &body).await
+        }
+        AdminCommand::UpdateMinimums(update) => {
+            let limits: serde_json::Map<String, Value> = update
+                .set
+                .iter()
+                .map(|(name, value)| (name.clone(), Value::String(value.clone())))
+                .collect();
+            let body = serde_json::json!({ "limits": limits }).to_string();
+            post(&update.common, "/v1/update-minimums", &body).await
         }
         AdminCommand::Hashes(common) => {
             let json = call(&common, "GET", "/v1/hashes", None).await?;
@@ -198,6 +210,44 @@ mod tests {
             "http://h:1/x",
         ] {
             assert!(authority(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn update_minimums_takes_repeated_name_equals_hex() {
+        use clap::Parser;
+        let parse = |args: &[&str]| {
+            crate::args::Cli::try_parse_from(
+                ["cloister", "admin", "update-minimums"].iter().chain(args),
+            )
+        };
+        let cli = parse(&[
+            "--set",
+            "sim.security_version=0A",
+            "--set",
+            "sgx.isv_svn=07",
+        ])
+        .unwrap();
+        let crate::args::Command::Admin(AdminArgs {
+            command: AdminCommand::UpdateMinimums(update),
+        }) = cli.command
+        else {
+            panic!("not update-minimums")
+        };
+        assert_eq!(
+            update.set,
+            [
+                ("sim.security_version".to_owned(), "0a".to_owned()),
+                ("sgx.isv_svn".to_owned(), "07".to_owned())
+            ]
+        );
+        for bad in [
+            &[][..],
+            &["--set", "x"],
+            &["--set", "x=1"],
+            &["--set", "=01"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use cloister_host::door::EnclaveAddress;
 
 /// Cloister: confidential services in trusted execution environments.
 #[derive(Debug, Parser)]
@@ -17,6 +18,8 @@ pub struct Cli {
 pub enum Command {
     /// Run a node: host daemon and enclave core.
     Node(NodeArgs),
+    /// Run the enclave core alone, for a `cloister node --enclave-socket` to drive.
+    Enclave(EnclaveArgs),
     /// Back up a secret behind a PIN (Backup, then Expose).
     Backup(BackupArgs),
     /// Restore a secret with its PIN; prints the secret as hex.
@@ -31,6 +34,8 @@ pub enum Command {
     Bench(BenchArgs),
     /// Start a local group of simulated replicas (separate processes) for trying Cloister out.
     Demo(DemoArgs),
+    /// Check attestation evidence by hand (`attest verify`).
+    Attest(crate::attest::AttestArgs),
 }
 
 #[derive(Debug, Args)]
@@ -44,6 +49,16 @@ pub struct DemoArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct EnclaveArgs {
+    /// Where the host connects: unix:PATH, tcp:IP:PORT or vsock:CID:PORT (CID may be "any").
+    #[arg(long)]
+    pub listen: EnclaveAddress,
+    /// Run on the simulated (insecure) TEE backend; required until hardware backends exist.
+    #[arg(long)]
+    pub simulated: bool,
+}
+
+#[derive(Debug, Args)]
 pub struct NodeArgs {
     /// Run a one-replica group on the simulated (insecure) TEE backend, with no other setup.
     #[arg(long, conflicts_with = "simulated")]
@@ -52,6 +67,10 @@ pub struct NodeArgs {
     /// `cloister admin create-group`, or join one with `cloister admin join`.
     #[arg(long)]
     pub simulated: bool,
+    /// Drive an enclave process (`cloister enclave`) at unix:PATH, tcp:IP:PORT or
+    /// vsock:CID:PORT instead of a core in this process; it chooses its own TEE backend.
+    #[arg(long, conflicts_with = "simulated")]
+    pub enclave_socket: Option<EnclaveAddress>,
     /// Address for other replicas' hosts (TCP). Needed to form a group of several replicas.
     #[arg(long)]
     pub peer_listen: Option<SocketAddr>,
@@ -76,6 +95,10 @@ pub struct NodeArgs {
     /// Milliseconds between timer ticks (the enclave's only clock).
     #[arg(long, default_value_t = 1000)]
     pub tick_interval_ms: u64,
+    /// Seconds between attestation refreshes (new client key, fresh evidence to clients and
+    /// peers).
+    #[arg(long, default_value_t = 600)]
+    pub attestation_refresh_secs: u64,
     /// Maximum age of a client token, in days.
     #[arg(long, default_value_t = 120)]
     pub token_max_age_days: u64,
@@ -147,7 +170,7 @@ pub enum AdminCommand {
     /// Show the node's enclave status.
     Status(AdminCommon),
     /// Create a new group with this node as its only voter.
-    CreateGroup(AdminCommon),
+    CreateGroup(AdminCreateGroup),
     /// Join the group of the replica whose host listens for peers at `--peer`.
     Join(AdminPeer),
     /// Ask the leader to make this replica (a loaded learner) a voter.
@@ -160,6 +183,9 @@ pub enum AdminCommand {
     PingPeer(AdminPeer),
     /// Show the database hash and commit index.
     Hashes(AdminCommon),
+    /// Raise the group's minimums (SVR2): ask the leader; refused if a limit would go down or
+    /// a connected replica would fail the result.
+    UpdateMinimums(AdminUpdateMinimums),
 }
 
 impl AdminCommand {
@@ -167,14 +193,49 @@ impl AdminCommand {
     pub fn common(&self) -> &AdminCommon {
         match self {
             Self::Status(common)
-            | Self::CreateGroup(common)
             | Self::RequestVoting(common)
             | Self::Relinquish(common)
             | Self::Remove(common)
             | Self::Hashes(common) => common,
             Self::Join(peer) | Self::PingPeer(peer) => &peer.common,
+            Self::CreateGroup(create) => &create.common,
+            Self::UpdateMinimums(update) => &update.common,
         }
     }
+}
+
+#[derive(Debug, Args)]
+pub struct AdminCreateGroup {
+    /// Clients must use the post-quantum handshake (SVR2's `client_pq`: Noise NKhfs with
+    /// ML-KEM-1024). Fixed for the group's life; the SDK reads it from the attestation.
+    #[arg(long)]
+    pub client_pq: bool,
+    #[command(flatten)]
+    pub common: AdminCommon,
+}
+
+#[derive(Debug, Args)]
+pub struct AdminUpdateMinimums {
+    /// A limit as NAME=HEX: the name a platform attests (`sim.security_version`,
+    /// `sgx.isv_svn`, `tdx.tee_tcb_svn.N`, `snp.tee`, ...) and its minimum as a big-endian
+    /// unsigned integer in hex. Repeat for several.
+    #[arg(long = "set", value_name = "NAME=HEX", required = true, value_parser = parse_limit)]
+    pub set: Vec<(String, String)>,
+    #[command(flatten)]
+    pub common: AdminCommon,
+}
+
+/// `NAME=HEX`, the value non-empty hex (the node checks names and bounds).
+fn parse_limit(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not NAME=HEX"))?;
+    if name.is_empty() || value.is_empty() || hex::decode(value).is_err() {
+        return Err(format!(
+            "{text:?} is not NAME=HEX (HEX: an even number of hex digits)"
+        ));
+    }
+    Ok((name.to_owned(), value.to_ascii_lowercase()))
 }
 
 #[derive(Debug, Args)]

@@ -2,17 +2,21 @@
 //!
 //! ```text
 //!  cloister node --dev          host daemon + in-process enclave core (simulated TEE)
+//!  cloister enclave --listen ADDR --simulated   the core alone; `node --enclave-socket ADDR`
 //!  cloister backup|restore|tries|delete --user NAME ...   the client SDK, one request each
 //!  cloister admin status        the node's admin API
 //!  cloister bench --op ...      load generator (BENCHMARKS.md)
+//!  cloister attest verify --kind K --evidence FILE ...   check attestation evidence by hand
 //! ```
 //!
 //! Exit codes: 0 ok, 1 other error, 2 usage error, 3 wrong PIN, 4 no such backup.
 
 mod admin;
 mod args;
+mod attest;
 mod bench;
 mod demo;
+mod enclave;
 mod exit;
 mod node;
 mod user;
@@ -54,6 +58,7 @@ fn main() -> ExitCode {
 async fn dispatch(command: Command) -> Result<exit::Outcome, Failure> {
     match command {
         Command::Node(args) => node::run(args).await,
+        Command::Enclave(args) => enclave::run(args).await,
         Command::Backup(args) => user::backup(args).await,
         Command::Restore(args) => user::restore(args).await,
         Command::Tries(args) => user::tries(args).await,
@@ -61,6 +66,7 @@ async fn dispatch(command: Command) -> Result<exit::Outcome, Failure> {
         Command::Admin(args) => admin::run(args).await,
         Command::Bench(args) => bench::run(args).await,
         Command::Demo(args) => demo::run(args).await,
+        Command::Attest(args) => attest::run(args).await,
     }
 }
 
@@ -71,7 +77,8 @@ fn wants_json(command: &Command) -> bool {
         Command::Tries(args) | Command::Delete(args) => args.client.json,
         Command::Bench(args) => args.client.json,
         Command::Admin(args) => args.command.common().json,
-        Command::Node(_) | Command::Demo(_) => false,
+        Command::Attest(args) => args.command.json(),
+        Command::Node(_) | Command::Enclave(_) | Command::Demo(_) => false,
     }
 }
 

@@ -31,7 +31,7 @@ fn refused_inputs(own_peer_id: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
     let mut truncated = 100u32.to_be_bytes().to_vec();
     truncated.extend_from_slice(&[0x0a; 10]);
     let other_version = frame(Kind::Hello(Hello {
-        protocol_version: 2,
+        protocol_version: 3,
         peer_id: vec![7; 32],
         ..Hello::default()
     }));
@@ -43,8 +43,8 @@ fn refused_inputs(own_peer_id: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
         ("a Hello over its bound", oversized),
         ("a truncated frame", truncated),
         ("Data before Hello", data(1, vec![1, 2, 3])),
-        ("Ping before Hello", frame(Kind::Ping(Ping {}))),
-        ("protocol version 2", other_version),
+        ("Ping before Hello", frame(Kind::Ping(Ping { probe: 0 }))),
+        ("protocol version 3", other_version),
         ("a 31-byte peer id", hello(&[7; 31], "", 1, false)),
         ("the node's own peer id", hello(own_peer_id, "", 1, false)),
         (
@@ -138,7 +138,7 @@ async fn garbage_on_peer_ports_leaves_the_group_serving() {
                 stranger.send(&data(seq, vec![seq as u8; 100])).await;
             }
             stranger.send(&frame(Kind::Ack(Ack { seq: 1_000 }))).await;
-            stranger.send(&frame(Kind::Ping(Ping {}))).await;
+            stranger.send(&frame(Kind::Ping(Ping { probe: 0 }))).await;
             // A second Hello breaks the protocol: closed.
             stranger.send(&hello(&[0x5e; 32], "", 42, false)).await;
             assert!(stranger.closed_by_remote().await);

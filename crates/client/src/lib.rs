@@ -2,7 +2,8 @@
 //!
 //! A client reaches an enclave through an untrusted host. It trusts nothing the host says:
 //! it verifies the enclave's attestation, takes the enclave's Noise key from the attested
-//! statement, and talks to the enclave through a Noise NK channel the host cannot read.
+//! statement, and talks to the enclave through a Noise channel the host cannot read: NK, or
+//! NKhfs with ML-KEM-1024 (SVR2's `client_pq`) when the attested group config asks for it.
 //! PINs never leave the client: they are stretched with Argon2id into an access key (sent
 //! as the `pin` field) and an encryption key (which seals the user's secret).
 //!
@@ -10,7 +11,7 @@
 //!  Client::connect ──ws://host/v1/<enclave-id>, Basic auth──▶ host ──▶ enclave
 //!     │ frame 1: ClientHandshakeStart{evidence}  ◀──────────────────────┘
 //!     │ verify evidence (policy: measurement, simulated?) ─▶ attested key, group id
-//!     │ Noise NK message 1 ──▶ ◀── message 2      (handshake hash kept for binding)
+//!     │ Noise NK / NKhfs (attested client_pq) message 1 ──▶ ◀── message 2   (hash kept)
 //!     ▼
 //!  Connection: backup · expose · restore · delete · tries   (one Noise message each way)
 //!
@@ -61,6 +62,7 @@ mod handshake;
 mod operations;
 mod options;
 pub mod pin;
+mod resolver;
 pub mod session;
 
 #[cfg(test)]
@@ -69,10 +71,11 @@ mod test_support;
 mod tests;
 
 pub use channel::HANDSHAKE_HASH_BYTES;
+pub use cloister_noise::ClientHandshake;
 pub use connection::{Client, Connection};
 pub use credentials::{BACKUP_ID_BYTES, Credentials, PASSWORD_BYTES_MAX};
 pub use error::{Blame, Error, Phase, Result};
-pub use handshake::{AttestedEnclave, NOISE_PATTERN, verify_handshake_start};
+pub use handshake::{AttestedEnclave, NOISE_PATTERN, NOISE_PATTERN_PQ, verify_handshake_start};
 pub use operations::{
     DATA_BYTES_MAX, DATA_BYTES_MIN, ExposeOutcome, PIN_BYTES, RestoreOutcome, TRIES_MAX, TRIES_MIN,
     TriesOutcome,
@@ -90,4 +93,5 @@ pub const NOISE_MESSAGE_BYTES_MAX: usize = 65535;
 pub const CONTROL_FRAMES_MAX: usize = 64;
 
 const _: () = assert!(NOISE_MESSAGE_BYTES_MAX <= FRAME_BYTES_MAX);
+const _: () = assert!(NOISE_MESSAGE_BYTES_MAX == cloister_noise::NOISE_MESSAGE_BYTES_MAX);
 const _: () = assert!(cloister_attest::EVIDENCE_BYTES_MAX < FRAME_BYTES_MAX);

@@ -178,6 +178,10 @@ impl Enclave {
                 self.db.delete(&backup_id);
                 Ok(None)
             }
+            Some(log_entry::Inner::UpdateMinimums(update)) => {
+                self.apply_update_minimums(&update)?;
+                Ok(None)
+            }
             None => {
                 self.counters.entries_rejected += 1;
                 Err(Error::Internal("committed entry has no content".into()))

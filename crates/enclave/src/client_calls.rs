@@ -11,7 +11,7 @@ use cloister_proto::svr2::client::{Request, request};
 use prost::Message;
 
 use crate::Error;
-use crate::client::{ExpectHandshake, NOISE_MESSAGE_BYTES_MAX, Session};
+use crate::client::{ClientHandshake, ExpectHandshake, NOISE_MESSAGE_BYTES_MAX, Session};
 use crate::core::{Enclave, Origin};
 use crate::db::{BACKUP_ID_BYTES, BackupId, validate_request};
 use crate::host_calls::done;
@@ -36,9 +36,10 @@ impl Enclave {
         };
         let mut seed = [0u8; 32];
         self.env.fill_random(&mut seed);
-        let state = ExpectHandshake::new(backup_id, group.client_key.private(), seed)?;
+        let pattern = ClientHandshake::for_group(group.config.client_pq);
+        let state = ExpectHandshake::new(backup_id, group.client_key.private(), pattern, seed)?;
         let handshake_start = group.client_key.handshake_start().clone();
-        let client_id = self.sessions.open(state)?;
+        let client_id = self.sessions.open(state, self.now_unix_secs)?;
         self.counters.client_sessions_opened += 1;
         Ok(Answer::NewClient(NewClientReply {
             client_id,
@@ -79,8 +80,9 @@ impl Enclave {
         match session {
             Session::ExpectHandshake(state) => match state.on_handshake(frame) {
                 Ok((established, reply)) => {
+                    let now = self.now_unix_secs;
                     self.sessions
-                        .restore(client_id, Session::Established(established));
+                        .restore(client_id, Session::Established(established), now);
                     self.counters.client_handshakes_completed += 1;
                     Ok(Some(Answer::ExistingClient(ExistingClientReply {
                         data: reply,
@@ -104,8 +106,9 @@ impl Enclave {
                     }
                 };
                 let backup_id = *state.backup_id();
+                let now = self.now_unix_secs;
                 self.sessions
-                    .restore(client_id, Session::Established(state));
+                    .restore(client_id, Session::Established(state), now);
                 self.count_request(&request);
                 self.propose_client(backup_id, request, client_id, request_id)?;
                 Ok(None)

@@ -12,7 +12,7 @@ use prost::Message;
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
-use crate::client::{ClientKey, ClientSessions};
+use crate::client::{CLIENT_SESSION_IDLE_SECS_MAX, ClientKey, ClientSessions};
 use crate::config::ValidConfig;
 use crate::db::Database;
 use crate::membership::{Members, PeerId};
@@ -53,6 +53,8 @@ pub(crate) struct Group {
     pub(crate) replication: Replication,
     pub(crate) client_key: ClientKey,
     pub(crate) members: Members,
+    /// The group's minimums, as of the last applied entry.
+    pub(crate) minimums: crate::minimums::Minimums,
 }
 
 /// The enclave core: a deterministic state machine behind one door.
@@ -218,6 +220,17 @@ impl Enclave {
                 self.leader_since_unix_secs = self.now_unix_secs;
             }
             self.was_leader = leader;
+        }
+        let idle = self.sessions.close_idle(self.now_unix_secs);
+        if idle > 0 {
+            self.counters.client_sessions_closed += idle as u64;
+            self.counters.client_sessions_expired += idle as u64;
+            self.log(
+                EnclaveLogLevel::Info,
+                format!(
+                    "closed {idle} client sessions idle for over {CLIENT_SESSION_IDLE_SECS_MAX} s"
+                ),
+            );
         }
         self.heal();
         self.expire_transactions();

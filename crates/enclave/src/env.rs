@@ -22,6 +22,7 @@ pub trait Env: Send {
 /// published simulation key. **Insecure**: the host that picks the seed knows every key.
 pub struct InsecureSimulatedEnv {
     rng: ChaCha20Rng,
+    security_version: u32,
 }
 
 impl InsecureSimulatedEnv {
@@ -29,7 +30,15 @@ impl InsecureSimulatedEnv {
     pub fn from_seed(seed: [u8; 32]) -> Self {
         Self {
             rng: ChaCha20Rng::from_seed(seed),
+            security_version: 0,
         }
+    }
+
+    /// The same platform attesting `security_version` as `sim.security_version` (for
+    /// testing minimums); 0 unless set.
+    pub fn with_security_version(mut self, security_version: u32) -> Self {
+        self.security_version = security_version;
+        self
     }
 }
 
@@ -39,7 +48,11 @@ impl Env for InsecureSimulatedEnv {
     }
 
     fn attest(&mut self, data: &AttestationData, now_unix_secs: u64) -> Evidence {
-        cloister_attest::sim::attest(data, now_unix_secs)
+        cloister_attest::sim::attest_with_security_version(
+            data,
+            now_unix_secs,
+            self.security_version,
+        )
     }
 
     fn measurement(&self) -> [u8; cloister_attest::MEASUREMENT_BYTES] {

@@ -85,7 +85,6 @@ impl Enclave {
         let members = group.replication.members();
         let voters = members.iter().filter(|(_, voting, _)| *voting).count() as u32;
         let commit = group.replication.commit_index();
-        let first_index = group.replication.first_index();
         let mut promote = None;
         for (raft_id, voting, matched) in members {
             if raft_id == self.raft_id {
@@ -98,9 +97,10 @@ impl Enclave {
             if silence >= u64::from(group.config.membership_timeout_secs) {
                 return Some((ConfChangeType::RemoveNode, peer));
             }
-            // Behind what this leader's log still holds: without raft snapshots it can never
-            // catch up, so it leaves and rejoins by streaming state.
-            if matched > 0 && matched + 1 < first_index {
+            // Behind what this leader's log still holds (the next append to it names the term
+            // of its last entry): without raft snapshots it can never catch up, so it leaves
+            // and rejoins by streaming state.
+            if matched > 0 && group.replication.term_of(matched).is_err() {
                 return Some((ConfChangeType::RemoveNode, peer));
             }
             if voting && silence >= u64::from(group.config.voting_timeout_secs) {

@@ -1,4 +1,5 @@
-//! Host requests: group creation, status, hashes, metrics, logging, attestation refresh.
+//! Host requests: group creation, status, hashes, metrics, logging, attestation refresh
+//! (minimums: [`crate::minimums_calls`]).
 
 use cloister_proto::attest::GroupConfig;
 use cloister_proto::enclave::{
@@ -17,6 +18,7 @@ use crate::core::{Enclave, Group, Origin};
 use crate::db::BACKUP_ID_BYTES;
 use crate::membership::{Members, PeerId};
 use crate::metrics::{Gauges, to_reply};
+use crate::minimums::Minimums;
 use crate::peers::ConnectionState;
 use crate::replication::Replication;
 use crate::transactions::Purpose;
@@ -79,6 +81,9 @@ impl Enclave {
                 self.on_request_membership(request_id, Ask::RaftRemoval(true))
             }
             Call::RelinquishLeadership(_) => self.on_relinquish_leadership().map(Some),
+            Call::UpdateMinimums(update) => {
+                self.on_update_minimums(request_id, &update.limits.unwrap_or_default())
+            }
         }
     }
 
@@ -110,7 +115,12 @@ impl Enclave {
             return Err(Error::FailedPrecondition("a join is under way".into()));
         }
         let replication = Replication::create(self.raft_id, &config)?;
-        let client_key = ClientKey::generate(self.env.as_mut(), &config, self.now_unix_secs);
+        let client_key = ClientKey::generate(
+            self.env.as_mut(),
+            &config,
+            &Minimums::NONE,
+            self.now_unix_secs,
+        );
         self.log(
             EnclaveLogLevel::Info,
             format!("created group {:016x} as its only voter", config.group_id),
@@ -121,6 +131,7 @@ impl Enclave {
             replication,
             client_key,
             members,
+            minimums: Minimums::NONE,
         });
         self.refresh_peer_attestation();
         Ok(Answer::Status(self.status()))
@@ -129,12 +140,14 @@ impl Enclave {
     fn on_refresh_attestation(&mut self) -> Result<Answer, Error> {
         let now = self.now_unix_secs;
         let Some(group) = &mut self.group else {
-            return Err(Error::FailedPrecondition(
-                "no group yet: nothing to attest".into(),
-            ));
+            // No client key yet; the peer evidence a joining replica shows still ages.
+            self.counters.attestation_refreshes += 1;
+            self.refresh_peer_attestation();
+            return Ok(done());
         };
         // Sessions already handshaking keep the key they started with; new ones get this one.
-        group.client_key = ClientKey::generate(self.env.as_mut(), &group.config, now);
+        group.client_key =
+            ClientKey::generate(self.env.as_mut(), &group.config, &group.minimums, now);
         self.counters.attestation_refreshes += 1;
         self.refresh_peer_attestation();
         self.log(EnclaveLogLevel::Info, "client static key rotated".into());
@@ -293,6 +306,9 @@ impl Enclave {
                 .map_or(0, |g| g.client_key.attested_at_unix_secs()),
             pending_requests: self.pending.len() as u64,
             peers: self.peer_statuses(),
+            minimum_limits: group
+                .filter(|group| !group.minimums.is_empty())
+                .map(|group| group.minimums.to_proto()),
         }
     }
 
@@ -370,11 +386,6 @@ fn group_config(create: &CreateNewRaftGroupRequest) -> Result<GroupConfig, Error
             "log_bytes_max is {log_bytes_max}; it must be {LOG_BYTES_MAX_MIN} to {LOG_BYTES_MAX_CEILING}"
         )));
     }
-    if create.client_pq {
-        return Err(Error::NotSupported(
-            "the post-quantum client handshake arrives with attestation",
-        ));
-    }
     Ok(GroupConfig {
         group_id: 0,
         simulated: true,
@@ -387,7 +398,9 @@ fn group_config(create: &CreateNewRaftGroupRequest) -> Result<GroupConfig, Error
             create.attestation_timeout_secs,
             ATTESTATION_TIMEOUT_SECS_DEFAULT,
         ),
-        client_pq: false,
+        // SVR2's option: clients use NKhfs with ML-KEM-1024 (the config is attested, so a
+        // client learns it from the evidence, not from the host).
+        client_pq: create.client_pq,
         db_version: DB_VERSION,
         voting_timeout_secs: voting_timeout,
         membership_timeout_secs: membership_timeout,

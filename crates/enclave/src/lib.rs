@@ -61,12 +61,17 @@ mod host_calls;
 mod join;
 mod membership;
 mod metrics;
+mod minimums;
+mod minimums_calls;
 mod peer_calls;
 mod peers;
 mod replication;
 mod transactions;
 
-pub use crate::client::{CLIENT_NOISE_PATTERN, CLIENT_SESSIONS_MAX, NOISE_MESSAGE_BYTES_MAX};
+pub use crate::client::{
+    CLIENT_NOISE_PATTERN, CLIENT_PQ_NOISE_PATTERN, CLIENT_SESSIONS_MAX, ClientHandshake,
+    NOISE_MESSAGE_BYTES_MAX,
+};
 pub use crate::config::PENDING_REQUESTS_MAX;
 pub use crate::core::{Enclave, INIT_CONFIG_BYTES_MAX, UNTRUSTED_MESSAGE_BYTES_MAX};
 pub use crate::db::{

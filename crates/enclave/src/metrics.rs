@@ -8,6 +8,8 @@ use cloister_proto::enclave::{Metric, MetricsReply};
 pub struct Counters {
     pub(crate) client_sessions_opened: u64,
     pub(crate) client_sessions_closed: u64,
+    /// Sessions closed by the core because no frame came for too long.
+    pub(crate) client_sessions_expired: u64,
     pub(crate) client_handshakes_completed: u64,
     pub(crate) client_handshakes_failed: u64,
     pub(crate) client_requests_backup: u64,
@@ -65,6 +67,7 @@ impl Counters {
         vec![
             metric("client_sessions_opened", self.client_sessions_opened),
             metric("client_sessions_closed", self.client_sessions_closed),
+            metric("client_sessions_expired", self.client_sessions_expired),
             metric(
                 "client_handshakes_completed",
                 self.client_handshakes_completed,

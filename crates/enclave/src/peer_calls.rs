@@ -7,22 +7,24 @@ use cloister_proto::enclave::{EnclaveLogLevel, PeerMessage, enclave_message};
 use prost::Message;
 
 use crate::Error;
+use crate::client::bound_minimums;
 use crate::core::Enclave;
 use crate::membership::{PeerId, raft_id_of};
+use crate::minimums::Minimums;
 use crate::peers::{PeerContext, PeerEvent, ungrouped_config};
 use crate::replication::Replication;
 
 impl Enclave {
     /// Evidence binding this replica's peer id and its group (or "no group yet").
     pub(crate) fn attest_peer_key(&mut self) {
-        let group_config = match &self.group {
-            Some(group) => group.config,
-            None => ungrouped_config(self.env.simulated()),
+        let (group_config, minimum_limits) = match &self.group {
+            Some(group) => (group.config, bound_minimums(&group.minimums)),
+            None => (ungrouped_config(self.env.simulated()), None),
         };
         let data = AttestationData {
             public_key: self.peer_id.to_vec(),
             group_config: Some(group_config),
-            minimum_limits: None,
+            minimum_limits,
         };
         self.peer_evidence = self.env.attest(&data, self.now_unix_secs).encode_to_vec();
     }
@@ -37,12 +39,17 @@ impl Enclave {
     ) -> Result<(), Error> {
         let mut seed = [0u8; 32];
         self.env.fill_random(&mut seed);
+        let no_minimums = Minimums::NONE;
         let context = PeerContext {
             evidence: &self.peer_evidence,
             endorsements: &[],
             measurement: self.env.measurement(),
             simulated: self.env.simulated(),
             group_config: self.group.as_ref().map(|group| group.config),
+            minimums: self
+                .group
+                .as_ref()
+                .map_or(&no_minimums, |group| &group.minimums),
             now_unix_secs: self.group_time_unix_secs(),
             seed,
         };

@@ -64,6 +64,14 @@ impl Transactions {
     pub(crate) fn take(&mut self, id: u64) -> Option<Purpose> {
         self.outgoing.remove(&id).map(|outgoing| outgoing.purpose)
     }
+
+    /// Every transaction in flight (tests look into them).
+    #[cfg(test)]
+    pub(crate) fn purposes(&self) -> impl Iterator<Item = (u64, &Purpose)> {
+        self.outgoing
+            .iter()
+            .map(|(id, outgoing)| (*id, &outgoing.purpose))
+    }
 }
 
 impl Enclave {
@@ -112,6 +120,20 @@ impl Enclave {
         Ok(id)
     }
 
+    /// Wait again for transaction `id`, answered but not finished: a ReplicateState stream
+    /// is one transaction answered by many pushes. Its deadline starts over.
+    pub(crate) fn resume_transaction(&mut self, id: u64, peer: PeerId, purpose: Purpose) {
+        let deadline_unix_secs = self.now_unix_secs + TRANSACTION_TIMEOUT_SECS;
+        let outgoing = Outgoing {
+            peer,
+            purpose,
+            deadline_unix_secs,
+        };
+        // Taken out when its answer arrived, so this puts back, never adds.
+        let previous = self.transactions.outgoing.insert(id, outgoing);
+        assert!(previous.is_none(), "a transaction resumes once per answer");
+    }
+
     pub(crate) fn on_transaction_response(&mut self, peer: PeerId, response: TransactionResponse) {
         let id = response.transaction_id;
         match self.transactions.outgoing.get(&id) {
@@ -132,12 +154,12 @@ impl Enclave {
             Some(reply) => Ok(reply),
             None => Err(Error::Internal("empty transaction response".into())),
         };
-        self.finish(purpose, reply, true);
+        self.finish(id, purpose, reply, true);
     }
 
     /// `definite` is false when the peer never answered: whatever it was asked may or may
     /// not have happened.
-    fn finish(&mut self, purpose: Purpose, reply: Result<Reply, Error>, definite: bool) {
+    fn finish(&mut self, id: u64, purpose: Purpose, reply: Result<Reply, Error>, definite: bool) {
         match purpose {
             Purpose::Host { request_id } => match reply {
                 Ok(_) => self.respond(request_id, done()),
@@ -156,7 +178,7 @@ impl Enclave {
                 };
                 self.on_forward_reply(client_id, request_id, reply);
             }
-            Purpose::Join(step) => self.on_join_reply(step, reply),
+            Purpose::Join(step) => self.on_join_reply(id, step, reply),
         }
     }
 
@@ -207,7 +229,7 @@ impl Enclave {
         for id in ids {
             if let Some(purpose) = self.transactions.take(id) {
                 let error = Error::Unavailable(format!("peer disconnected: {reason}"));
-                self.finish(purpose, Err(error), false);
+                self.finish(id, purpose, Err(error), false);
             }
         }
     }
@@ -225,7 +247,7 @@ impl Enclave {
         for id in ids {
             if let Some(purpose) = self.transactions.take(id) {
                 let error = Error::Unavailable("the peer did not answer in time".into());
-                self.finish(purpose, Err(error), false);
+                self.finish(id, purpose, Err(error), false);
             }
         }
     }
@@ -251,9 +273,10 @@ impl Enclave {
         let outcome = match request.inner {
             Some(Ask::Ping(_)) => Ok(Some(Reply::Done(Done {}))),
             Some(Ask::GetRaft(_)) => self.serve_get_raft().map(Some),
-            Some(Ask::ReplicateState(ask)) => self
-                .serve_replicate_state(&ask.cursor)
-                .map(|push| Some(Reply::ReplicateState(push))),
+            // Answered by the pushes it sends, each a response to `id`.
+            Some(Ask::ReplicateState(ask)) => {
+                self.serve_replicate_state(peer, id, &ask).map(|()| None)
+            }
             Some(Ask::RaftMembership(true)) => {
                 self.serve_membership(peer, id, ConfChangeType::AddLearnerNode)
             }
@@ -311,6 +334,10 @@ impl Enclave {
             return Ok(Some(Reply::Done(Done {}))); // already voting (healing promoted it)
         }
         match kind {
+            // A learner whose join failed while streaming joins again: nothing to change.
+            ConfChangeType::AddLearnerNode if is_member && !is_voter => {
+                return Ok(Some(Reply::Done(Done {})));
+            }
             ConfChangeType::AddLearnerNode if is_member => {
                 return Err(Error::FailedPrecondition("already a member".into()));
             }

@@ -12,6 +12,13 @@ use crate::rate_limit;
 
 /// SVR2 client protocol: frame limit 128 KiB.
 pub const FRAME_BYTES_MAX_DEFAULT: usize = 128 * 1024;
+/// Default time between `RefreshAttestation` calls (SVR2 rotates every 10 minutes).
+pub const ATTESTATION_REFRESH_INTERVAL_DEFAULT: Duration = Duration::from_secs(10 * 60);
+/// The smallest `frame_bytes_max` accepted: every client handshake message must fit, the
+/// post-quantum ones (1632 bytes) included, with room for the next pattern.
+pub const FRAME_BYTES_MIN: usize = 2 * 1024;
+const _: () =
+    assert!(FRAME_BYTES_MIN >= cloister_noise::ClientHandshake::HANDSHAKE_MESSAGE_BYTES_MAX);
 /// SVR2 client protocol: idle timeout 30 s.
 pub const IDLE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(30);
 /// One enclave timer tick per second.
@@ -86,6 +93,9 @@ pub struct HostConfig {
     pub idle_timeout: Duration,
     /// How often the enclave is told the time.
     pub tick_interval: Duration,
+    /// How often the enclave is asked to refresh its attestation: a new client key with
+    /// fresh evidence, and fresh evidence to its peers (`RefreshAttestation`).
+    pub attestation_refresh_interval: Duration,
     /// Bound on open client WebSockets.
     pub connections_max: usize,
     /// Bound on client sessions inside the enclave (sent in `EnclaveConfig`).
@@ -129,6 +139,7 @@ impl Default for HostConfig {
             frame_bytes_max: FRAME_BYTES_MAX_DEFAULT,
             idle_timeout: IDLE_TIMEOUT_DEFAULT,
             tick_interval: TICK_INTERVAL_DEFAULT,
+            attestation_refresh_interval: ATTESTATION_REFRESH_INTERVAL_DEFAULT,
             connections_max: CONNECTIONS_MAX_DEFAULT,
             client_sessions_max: 10_000,
             enclave_pending_requests_max: cloister_enclave::PENDING_REQUESTS_MAX,
@@ -157,14 +168,15 @@ impl HostConfig {
         let pending_requests = self.enclave_pending_requests_max.into();
         let frame_ceiling = count(FRAME_BYTES_MAX_CEILING);
         #[rustfmt::skip] // one setting per line reads as a table
-        let bounds: [(&'static str, u128, u128, u128, &'static str); 16] = [
+        let bounds: [(&'static str, u128, u128, u128, &'static str); 17] = [
             ("token_age_max_secs", self.token_age_max_secs.into(), 60, 10 * 366 * DAY_SECS, " s"),
             ("rate_limit_burst", self.rate_limit_burst.into(), 1, 100_000, ""),
             ("rate_limit_per_minute", self.rate_limit_per_minute.into(), 1, 600_000, ""),
             ("rate_limit_users_max", count(self.rate_limit_users_max), 1, 10_000_000, ""),
-            ("frame_bytes_max", count(self.frame_bytes_max), 1_024, frame_ceiling, " B"),
+            ("frame_bytes_max", count(self.frame_bytes_max), count(FRAME_BYTES_MIN), frame_ceiling, " B"),
             ("idle_timeout", millis(self.idle_timeout), 100, 3_600_000, ms),
             ("tick_interval", millis(self.tick_interval), 10, 60_000, ms),
+            ("attestation_refresh_interval", millis(self.attestation_refresh_interval), 1_000, 86_400_000, ms),
             ("connections_max", count(self.connections_max), 1, 1_000_000, ""),
             ("client_sessions_max", self.client_sessions_max.into(), 1, 1_000_000, ""),
             ("enclave_pending_requests_max", pending_requests, 1, 1_000_000, ""),

@@ -8,6 +8,9 @@
 //! not read what they say. A host that lies can deny service; the core validates every byte
 //! it is handed.
 //!
+//! The core runs in this process or in another one (a TEE reached over a socket): the
+//! dispatcher sees either through the same [`EnclaveDoor`] (see [`door`]).
+//!
 //! ```text
 //!  clients ──ws, Basic auth──▶ client_ws ─▶ client_session ─┐          ┌─ admin (loopback):
 //!          ◀─binary frames───                               │          │  status, create-group,

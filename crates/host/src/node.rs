@@ -156,7 +156,11 @@ impl Node {
                 shutdown_receiver,
             ),
         ];
-        let ticker = tokio::spawn(tick_forever(dispatcher.clone(), config.tick_interval));
+        let ticker = tokio::spawn(tick_forever(
+            dispatcher.clone(),
+            config.tick_interval,
+            config.attestation_refresh_interval,
+        ));
         let peer = bound.peer.map(|peer| PeerRelay::start(peer, &dispatcher));
         let enclave_id = hex::encode(&bound.measurement);
         let (client_addr, admin_addr) = (bound.client_addr, bound.admin_addr);
@@ -358,13 +362,27 @@ fn serve(
 }
 
 /// Tells the enclave the time every `interval` until the enclave stops.
-async fn tick_forever(dispatcher: Dispatcher, interval: std::time::Duration) {
+async fn tick_forever(
+    dispatcher: Dispatcher,
+    interval: std::time::Duration,
+    refresh_interval: std::time::Duration,
+) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut refresher = tokio::time::interval(refresh_interval);
+    refresher.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    refresher.reset(); // the core attested itself when it started
     loop {
-        ticker.tick().await;
-        if dispatcher.tick(unix_now_secs()).await.is_err() {
-            return;
+        tokio::select! {
+            _ = ticker.tick() => {
+                if dispatcher.tick(unix_now_secs()).await.is_err() {
+                    return;
+                }
+            }
+            _ = refresher.tick() => match dispatcher.refresh_attestation().await {
+                Ok(()) => tracing::debug!("attestation refreshed"),
+                Err(error) => tracing::warn!(%error, "attestation refresh failed"),
+            },
         }
     }
 }

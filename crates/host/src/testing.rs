@@ -100,6 +100,15 @@ impl FakeEnclave {
                 applied_index: 5,
             }),
             Request::Metrics(_) => Response::Metrics(self.metrics()),
+            Request::UpdateMinimums(update) => {
+                let limits = update.limits.unwrap_or_default().limits;
+                let named: Vec<String> = limits
+                    .iter()
+                    .map(|(name, value)| format!("{name}={}", hex::encode(value)))
+                    .collect();
+                self.record(format!("update_minimums {}", named.join(",")));
+                Response::Done(Done {})
+            }
             Request::SetLogLevel(level) => {
                 self.record(format!("log_level {}", level.log_level));
                 Response::Done(Done {})

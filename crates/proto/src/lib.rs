@@ -11,6 +11,7 @@
 //! - [`log`]: entries of the replicated log.
 //! - [`e2e`]: enclave-to-enclave messages, relayed by hosts.
 //! - [`transport`]: the frames hosts relay those messages in, host to host over TCP.
+//! - [`door`]: the frames that carry the door over a socket, to a core in another process.
 //!
 //! ```
 //! use cloister_proto::{prost::Message, svr2::client::{Request, TriesRequest, request}};
@@ -59,6 +60,11 @@ pub mod cloister {
     pub mod transport {
         include!(concat!(env!("OUT_DIR"), "/cloister.transport.rs"));
     }
+
+    /// The door carried over a socket, to an enclave core in another process.
+    pub mod door {
+        include!(concat!(env!("OUT_DIR"), "/cloister.door.rs"));
+    }
 }
 
-pub use cloister::{attest, e2e, enclave, log, transport};
+pub use cloister::{attest, door, e2e, enclave, log, transport};

@@ -3,8 +3,8 @@
 //!
 //! ```text
 //!  ┌──────────────┬───────────────────────────────┐
-//!  │ length: u32  │ TransportFrame (protobuf)     │   Hello | Data{seq, bytes} | Ack | Ping
-//!  │ big-endian   │                               │
+//!  │ length: u32  │ TransportFrame (protobuf)     │   Hello | Data{seq, bytes, ack} | Ack
+//!  │ big-endian   │                               │   | Ping{probe} | Pong{probe}
 //!  └──────────────┴───────────────────────────────┘
 //!  RawPeer::connect(addr) ─ send(bytes) ─ read_frame() ─ closed_by_remote()
 //! ```
@@ -20,7 +20,7 @@ use tokio::net::TcpStream;
 /// Bound on waiting for the remote to answer or to close.
 pub const PEER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// The one transport protocol version.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// `kind` as one frame with its length prefix.
 pub fn frame(kind: Kind) -> Vec<u8> {
@@ -30,7 +30,7 @@ pub fn frame(kind: Kind) -> Vec<u8> {
     out
 }
 
-/// A Hello frame claiming `peer_id`.
+/// A Hello frame claiming `peer_id` (and to have sent nothing yet).
 pub fn hello(peer_id: &[u8], listen_addr: &str, incarnation: u64, discovery_only: bool) -> Vec<u8> {
     frame(Kind::Hello(Hello {
         protocol_version: PROTOCOL_VERSION,
@@ -39,12 +39,13 @@ pub fn hello(peer_id: &[u8], listen_addr: &str, incarnation: u64, discovery_only
         incarnation,
         known_peers: Vec::new(),
         discovery_only,
+        sent_through: 0,
     }))
 }
 
-/// A Data frame.
+/// A Data frame (acknowledging nothing).
 pub fn data(seq: u64, bytes: Vec<u8>) -> Vec<u8> {
-    frame(Kind::Data(Data { seq, bytes }))
+    frame(Kind::Data(Data { seq, bytes, ack: 0 }))
 }
 
 /// One raw TCP connection to a peer listener.

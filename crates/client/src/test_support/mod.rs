@@ -3,6 +3,7 @@
 pub(crate) mod server;
 
 use cloister_attest::sim;
+use cloister_noise::ClientHandshake;
 use cloister_proto::attest::{AttestationData, Evidence, GroupConfig};
 use cloister_proto::prost::Message;
 use cloister_proto::svr2::client::ClientHandshakeStart;
@@ -56,9 +57,18 @@ impl SimulatedEnclave {
         handshake_start_bytes(&self.evidence(now, |_| {}), &self.public)
     }
 
-    /// A fresh Noise responder holding this enclave's static key.
-    pub(crate) fn responder(&self) -> HandshakeState {
-        snow::Builder::new(NOISE_PATTERN.parse().unwrap())
+    /// The first frame of a `client_pq` group.
+    pub(crate) fn handshake_start_pq(&self, now: u64) -> Vec<u8> {
+        handshake_start_bytes(
+            &self.evidence(now, |group| group.client_pq = true),
+            &self.public,
+        )
+    }
+
+    /// A fresh Noise responder for `pattern` holding this enclave's static key. It runs on
+    /// snow's default resolver, whose `Kyber1024` (tests only) is PQClean's, not the SDK's.
+    pub(crate) fn responder(&self, pattern: ClientHandshake) -> HandshakeState {
+        snow::Builder::new(pattern.params())
             .local_private_key(&self.private)
             .unwrap()
             .build_responder()

@@ -23,6 +23,8 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::{Bytes, Message};
 
+use cloister_noise::ClientHandshake;
+
 use super::SimulatedEnclave;
 use crate::{ConnectOptions, Credentials, EnclaveId};
 
@@ -86,7 +88,17 @@ pub(crate) const GROUP_ID: u64 = 0x5eed;
 pub(crate) const USERNAME: &str = "00112233445566778899aabbccddeeff";
 
 impl FakeServer {
+    /// A server whose group speaks NK.
     pub(crate) async fn start() -> FakeServer {
+        FakeServer::start_with(ClientHandshake::Classical).await
+    }
+
+    /// A server whose group has `client_pq`: its evidence says so and it answers NKhfs.
+    pub(crate) async fn start_pq() -> FakeServer {
+        FakeServer::start_with(ClientHandshake::PostQuantum).await
+    }
+
+    async fn start_with(pattern: ClientHandshake) -> FakeServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base_url = format!("ws://{}", listener.local_addr().unwrap());
         let state = Arc::new(Mutex::new(State::default()));
@@ -94,7 +106,7 @@ impl FakeServer {
         let shared = state.clone();
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve(stream, enclave.clone(), shared.clone()));
+                tokio::spawn(serve(stream, enclave.clone(), pattern, shared.clone()));
             }
         });
         FakeServer {
@@ -163,7 +175,12 @@ fn check_upgrade(
     }
 }
 
-async fn serve(stream: TcpStream, enclave: Arc<SimulatedEnclave>, state: Arc<Mutex<State>>) {
+async fn serve(
+    stream: TcpStream,
+    enclave: Arc<SimulatedEnclave>,
+    pattern: ClientHandshake,
+    state: Arc<Mutex<State>>,
+) {
     let fault = {
         let mut state = state.lock().unwrap();
         state.connections += 1;
@@ -177,7 +194,8 @@ async fn serve(stream: TcpStream, enclave: Arc<SimulatedEnclave>, state: Arc<Mut
         return;
     };
     let Some(username) = username else { return };
-    let Some(mut transport) = handshake(&mut socket, &enclave, fault.as_ref()).await else {
+    let Some(mut transport) = handshake(&mut socket, &enclave, pattern, fault.as_ref()).await
+    else {
         return;
     };
     let mut buffer = vec![0u8; 65535];
@@ -213,8 +231,10 @@ async fn serve(stream: TcpStream, enclave: Arc<SimulatedEnclave>, state: Arc<Mut
 async fn handshake(
     socket: &mut WebSocketStream<TcpStream>,
     enclave: &SimulatedEnclave,
+    pattern: ClientHandshake,
     fault: Option<&ConnectionFault>,
 ) -> Option<snow::TransportState> {
+    let client_pq = pattern == ClientHandshake::PostQuantum;
     let first = match fault {
         Some(ConnectionFault::FirstFrame(frame)) => frame.clone(),
         Some(ConnectionFault::Silent) => {
@@ -222,9 +242,13 @@ async fn handshake(
             return None;
         }
         Some(ConnectionFault::Group(group_id)) => {
-            let evidence = enclave.evidence(now(), |group| group.group_id = *group_id);
+            let evidence = enclave.evidence(now(), |group| {
+                group.group_id = *group_id;
+                group.client_pq = client_pq;
+            });
             super::handshake_start_bytes(&evidence, &enclave.public_key())
         }
+        _ if client_pq => enclave.handshake_start_pq(now()),
         _ => enclave.handshake_start(now()),
     };
     socket
@@ -234,7 +258,7 @@ async fn handshake(
     let Some(Ok(Message::Binary(message1))) = socket.next().await else {
         return None;
     };
-    let mut responder = enclave.responder();
+    let mut responder = enclave.responder(pattern);
     let mut buffer = vec![0u8; 65535];
     responder.read_message(&message1, &mut buffer).ok()?;
     let length = responder.write_message(&[], &mut buffer).unwrap();

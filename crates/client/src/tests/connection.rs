@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use crate::test_support::server::{ConnectionFault, FakeServer, RequestFault};
 use crate::{
-    Client, ConnectOptions, Credentials, EnclaveId, Error, ExposeOutcome, Phase, RestoreOutcome,
-    TriesOutcome,
+    Client, ClientHandshake, ConnectOptions, Credentials, EnclaveId, Error, ExposeOutcome, Phase,
+    RestoreOutcome, TriesOutcome,
 };
 
 const PIN: [u8; 32] = [0x11; 32];
@@ -15,8 +15,23 @@ const WRONG_PIN: [u8; 32] = [0x22; 32];
 // Restore, Delete and Tries semantics.
 #[tokio::test]
 async fn typed_operations_share_one_connection() {
-    let server = FakeServer::start().await;
+    typed_operations(FakeServer::start().await, ClientHandshake::Classical).await;
+}
+
+// SVR2 client protocol: Session 3, `client_pq`. The SDK reads the option from the attested
+// group config and runs NKhfs against snow's own responder (PQClean's KEM).
+#[tokio::test]
+async fn typed_operations_over_the_post_quantum_handshake() {
+    typed_operations(FakeServer::start_pq().await, ClientHandshake::PostQuantum).await;
+}
+
+async fn typed_operations(server: FakeServer, pattern: ClientHandshake) {
     let mut connection = server.client().connect().await.unwrap();
+    assert_eq!(connection.enclave().handshake(), pattern);
+    assert_eq!(
+        connection.enclave().attestation().group_config().client_pq,
+        pattern == ClientHandshake::PostQuantum
+    );
     assert_ne!(connection.handshake_hash(), &[0; 32]);
     assert_eq!(connection.group_id(), crate::test_support::server::GROUP_ID);
     assert!(connection.enclave().attestation().simulated());

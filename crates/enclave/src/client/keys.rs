@@ -1,12 +1,19 @@
 //! The enclave's client-facing static key and the evidence that binds it.
 
-use cloister_proto::attest::{AttestationData, GroupConfig};
+use cloister_proto::attest::{AttestationData, GroupConfig, MinimumLimits};
 use cloister_proto::svr2::client::ClientHandshakeStart;
 use prost::Message;
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
 use crate::Env;
+use crate::minimums::Minimums;
+
+/// What evidence binds for `minimums`: nothing when there are none, so evidence of a group
+/// that never set any is what it always was.
+pub(crate) fn bound_minimums(minimums: &Minimums) -> Option<MinimumLimits> {
+    (!minimums.is_empty()).then(|| minimums.to_proto())
+}
 
 /// The current client static key, with the handshake start every new session receives.
 pub struct ClientKey {
@@ -26,15 +33,43 @@ impl std::fmt::Debug for ClientKey {
 }
 
 impl ClientKey {
-    /// Draw a fresh key from `env` and attest it with `group` at `now_unix_secs`.
-    pub fn generate(env: &mut dyn Env, group: &GroupConfig, now_unix_secs: u64) -> Self {
+    /// Draw a fresh key from `env` and attest it with `group` and its `minimums` at
+    /// `now_unix_secs`.
+    pub fn generate(
+        env: &mut dyn Env,
+        group: &GroupConfig,
+        minimums: &Minimums,
+        now_unix_secs: u64,
+    ) -> Self {
         let mut private = Zeroizing::new([0u8; 32]);
         env.fill_random(private.as_mut());
+        Self::attest(env, private, group, minimums, now_unix_secs)
+    }
+
+    /// The same key with fresh evidence binding `group` and `minimums` (after the group's
+    /// minimums changed: sessions keep working, new clients see the new limits).
+    pub fn reattested(
+        &self,
+        env: &mut dyn Env,
+        group: &GroupConfig,
+        minimums: &Minimums,
+        now_unix_secs: u64,
+    ) -> Self {
+        Self::attest(env, self.private.clone(), group, minimums, now_unix_secs)
+    }
+
+    fn attest(
+        env: &mut dyn Env,
+        private: Zeroizing<[u8; 32]>,
+        group: &GroupConfig,
+        minimums: &Minimums,
+        now_unix_secs: u64,
+    ) -> Self {
         let public = PublicKey::from(&StaticSecret::from(*private)).to_bytes();
         let data = AttestationData {
             public_key: public.to_vec(),
             group_config: Some(*group),
-            minimum_limits: None,
+            minimum_limits: bound_minimums(minimums),
         };
         let evidence = env.attest(&data, now_unix_secs);
         let handshake_start = ClientHandshakeStart {

@@ -1,4 +1,5 @@
-//! Client sessions: one Noise NK responder per client, in a bounded table.
+//! Client sessions: one Noise responder per client (NK, or NKhfs with ML-KEM-1024 when the
+//! group's config says `client_pq`), in a bounded table.
 //!
 //! ```text
 //!  NewClient ──▶ ExpectHandshake ──handshake msg 1──▶ Established ──transport msgs──▶ …
@@ -13,6 +14,9 @@ mod session;
 mod sessions;
 
 pub use keys::ClientKey;
-pub use noise::{CLIENT_NOISE_PATTERN, NOISE_MESSAGE_BYTES_MAX};
+pub(crate) use keys::bound_minimums;
+pub use noise::{
+    CLIENT_NOISE_PATTERN, CLIENT_PQ_NOISE_PATTERN, ClientHandshake, NOISE_MESSAGE_BYTES_MAX,
+};
 pub use session::{ExpectHandshake, Session};
-pub use sessions::{CLIENT_SESSIONS_MAX, ClientSessions};
+pub use sessions::{CLIENT_SESSION_IDLE_SECS_MAX, CLIENT_SESSIONS_MAX, ClientSessions};

@@ -4,7 +4,7 @@ use cloister_proto::svr2::client::{Request, Response};
 use prost::Message;
 use snow::{HandshakeState, TransportState};
 
-use super::noise::{NOISE_MESSAGE_BYTES_MAX, NOISE_TAG_BYTES, SeededResolver, client_params};
+use super::noise::{ClientHandshake, NOISE_MESSAGE_BYTES_MAX, NOISE_TAG_BYTES, SeededResolver};
 use crate::{BackupId, Error};
 
 /// A client session in one of its states.
@@ -15,52 +15,75 @@ pub enum Session {
     Established(Established),
 }
 
-/// Waiting for Noise NK message 1.
+/// Waiting for Noise message 1 (NK, or NKhfs for a `client_pq` group).
 pub struct ExpectHandshake {
     backup_id: BackupId,
+    pattern: ClientHandshake,
     handshake: Box<HandshakeState>,
 }
 
 impl ExpectHandshake {
-    /// A responder for `backup_id` answering with `static_private`, its ephemeral randomness
-    /// seeded by `seed` (drawn from the core's Env).
+    /// A responder for `backup_id` speaking `pattern` with `static_private`, its ephemeral
+    /// randomness seeded by `seed` (drawn from the core's Env).
     pub fn new(
         backup_id: BackupId,
         static_private: &[u8; 32],
+        pattern: ClientHandshake,
         seed: [u8; 32],
     ) -> Result<Self, Error> {
         let handshake =
-            snow::Builder::with_resolver(client_params(), Box::new(SeededResolver::new(seed)))
+            snow::Builder::with_resolver(pattern.params(), Box::new(SeededResolver::new(seed)))
                 .local_private_key(static_private)
                 .and_then(|builder| builder.build_responder())
                 .map_err(|error| Error::Internal(format!("building a Noise responder: {error}")))?;
         Ok(Self {
             backup_id,
+            pattern,
             handshake: Box::new(handshake),
         })
     }
 
-    /// Read message 1 (its payload must be empty), write message 2, enter transport mode.
+    /// Read message 1, write message 2, enter transport mode. Message 1 must have exactly
+    /// the size of its pattern with an empty payload (48 bytes for NK, 1632 for NKhfs).
     /// Consumes the state: a failed handshake leaves no session behind.
     pub fn on_handshake(mut self, message: &[u8]) -> Result<(Established, Vec<u8>), Error> {
-        if message.len() > NOISE_MESSAGE_BYTES_MAX {
-            return Err(Error::InvalidArgument("handshake message too large".into()));
+        let expected = self.pattern.message_1_bytes();
+        if message.len() != expected {
+            return Err(Error::InvalidArgument(format!(
+                "handshake message 1 is {} bytes; {} with an empty payload takes exactly {expected}",
+                message.len(),
+                self.pattern.pattern()
+            )));
         }
-        let mut payload = vec![0u8; NOISE_MESSAGE_BYTES_MAX];
+        let mut payload = vec![0u8; message.len()];
         let payload_len = self
             .handshake
             .read_message(message, &mut payload)
             .map_err(|error| Error::InvalidArgument(format!("Noise handshake failed: {error}")))?;
+        // Unreachable while the size check holds (the size leaves no room for a payload);
+        // kept so that the rule does not hang on arithmetic alone.
         if payload_len != 0 {
             return Err(Error::InvalidArgument(
                 "handshake message 1 must carry no payload".into(),
             ));
         }
-        let mut reply = vec![0u8; NOISE_MESSAGE_BYTES_MAX];
-        let reply_len = self
-            .handshake
-            .write_message(&[], &mut reply)
-            .map_err(|error| Error::Internal(format!("writing handshake message 2: {error}")))?;
+        let mut reply = vec![0u8; ClientHandshake::HANDSHAKE_MESSAGE_BYTES_MAX];
+        let reply_len =
+            self.handshake
+                .write_message(&[], &mut reply)
+                .map_err(|error| match error {
+                    // NKhfs encapsulates to the client's key while writing message 2.
+                    snow::Error::Kem => Error::InvalidArgument(
+                        "the client's KEM public key is not a valid ML-KEM-1024 key".into(),
+                    ),
+                    error => Error::Internal(format!("writing handshake message 2: {error}")),
+                })?;
+        if reply_len != self.pattern.message_2_bytes() {
+            return Err(Error::Internal(format!(
+                "handshake message 2 came out {reply_len} bytes, not {}",
+                self.pattern.message_2_bytes()
+            )));
+        }
         reply.truncate(reply_len);
         let transport = self
             .handshake

@@ -3,7 +3,8 @@
 //! ```text
 //!  evidence, endorsements ──verify(policy: own measurement only,
 //!                                  simulated iff we are, age <= attestation timeout)──▶
-//!  VerifiedAttestation ──attested key == peer id ──same platform ──same group or no group──▶
+//!  VerifiedAttestation ──attested key == peer id ──same platform ──same group or no group
+//!  ──attested values meet the group's minimums──▶
 //!  PeerAttestation (proof value: only this module makes one)
 //! ```
 
@@ -41,6 +42,11 @@ impl PeerAttestation {
     /// The peer's group, or `None` when it has not joined one yet.
     pub(crate) fn group_config(&self) -> Option<&GroupConfig> {
         joined(Some(self.verified.group_config()))
+    }
+
+    /// The security versions the peer's platform attests (what minimums are checked on).
+    pub(crate) fn attested_values(&self) -> &std::collections::BTreeMap<String, Vec<u8>> {
+        self.verified.claims().attested_values()
     }
 
     /// When the peer produced the evidence, by its own clock (unix seconds).
@@ -144,10 +150,16 @@ fn verify_evidence(
         ));
     }
     let attestation = PeerAttestation { verified };
+    // Only the group config must be equal: the minimums a peer binds may lag or lead ours
+    // while an update commits, so its own are not compared; its attested values must meet
+    // ours.
     check_group(
         joined(ctx.group_config.as_ref()),
         attestation.group_config(),
     )?;
+    ctx.minimums
+        .check(attestation.attested_values())
+        .map_err(|reason| format!("it does not meet the group's minimums: {reason}"))?;
     Ok(attestation)
 }
 

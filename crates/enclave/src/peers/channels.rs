@@ -19,7 +19,6 @@ use sha2::{Digest, Sha256};
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
-#[cfg(test)]
 use super::attestation::PeerAttestation;
 use super::attestation::attestation_timeout_secs;
 use super::connected::Connected;
@@ -32,7 +31,7 @@ pub(super) enum Connection {
     /// We sent a Syn; messages queue until the SynAck.
     AwaitSynAck(AwaitSynAck),
     /// Attested both ways; messages flow.
-    Connected(Connected),
+    Connected(Box<Connected>),
 }
 
 /// A connection's state, for status reports.
@@ -183,7 +182,8 @@ impl PeerChannels {
     }
 
     /// Drop connections whose peer evidence is older than the attestation timeout at
-    /// `ctx.now_unix_secs`, and handshakes older than the handshake timeout.
+    /// `ctx.now_unix_secs` or no longer meets `ctx.minimums`, and handshakes older than the
+    /// handshake timeout.
     pub(crate) fn expire(&mut self, ctx: &PeerContext<'_>) -> Vec<PeerEvent> {
         let expired: Vec<(PeerId, Error)> = self
             .connections
@@ -210,6 +210,15 @@ impl PeerChannels {
         let now = ctx.now_unix_secs;
         match connection {
             Connection::Connected(connected) => {
+                if let Err(reason) = ctx
+                    .minimums
+                    .check(connected.attestation().attested_values())
+                {
+                    let peer = short(peer);
+                    return Some(format!(
+                        "peer {peer} no longer meets the minimums: {reason}"
+                    ));
+                }
                 let at = connected.attestation().attested_at_unix_secs();
                 let timeout = attestation_timeout_secs(ctx);
                 (now.saturating_sub(at) > timeout).then(|| {
@@ -254,7 +263,6 @@ impl PeerChannels {
     }
 
     /// The latest verified attestation of a connected peer.
-    #[cfg(test)]
     pub(crate) fn attestation(&self, peer: &PeerId) -> Option<&PeerAttestation> {
         match self.connections.get(peer) {
             Some(Connection::Connected(connected)) => Some(connected.attestation()),

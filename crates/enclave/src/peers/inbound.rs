@@ -99,7 +99,7 @@ impl PeerChannels {
             attestation: connected.attestation().clone(),
         });
         self.connections
-            .insert(*from, Connection::Connected(connected));
+            .insert(*from, Connection::Connected(Box::new(connected)));
         events.extend(self.flush(from, pending));
         events
     }
@@ -118,7 +118,7 @@ impl PeerChannels {
                         attestation: accepted.connected.attestation().clone(),
                     }];
                     self.connections
-                        .insert(*from, Connection::Connected(accepted.connected));
+                        .insert(*from, Connection::Connected(Box::new(accepted.connected)));
                     if accepted.evidence_stale {
                         events.extend(self.seal_or_drop(from, &attestation_update(ctx)));
                     }

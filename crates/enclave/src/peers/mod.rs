@@ -140,6 +140,8 @@ pub(crate) struct PeerContext<'a> {
     pub(crate) simulated: bool,
     /// This enclave's group, if it has joined one.
     pub(crate) group_config: Option<GroupConfig>,
+    /// The group's minimums: every peer's attested values must meet them.
+    pub(crate) minimums: &'a crate::minimums::Minimums,
     /// The time to judge evidence by (group time once there is a group).
     pub(crate) now_unix_secs: u64,
     /// Randomness for a handshake this call may start, drawn from the core's `Env`.

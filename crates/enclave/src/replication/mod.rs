@@ -170,8 +170,7 @@ impl Replication {
             return;
         }
         let committed = self.node.raft.raft_log.committed;
-        if committed > self.commit_announced && committed == self.node.raft.raft_log.last_index()
-        {
+        if committed > self.commit_announced && committed == self.node.raft.raft_log.last_index() {
             // Followers with a message already queued get the commit merged into it
             // (`batch_append`); the others get one append with no entries.
             self.node.raft.bcast_append();
@@ -230,20 +229,20 @@ impl Replication {
     ///
     /// Every replica keeps its applied entries within half the log cap, oldest dropped first,
     /// so that whichever replica leads next can still catch up a lagging follower from its
-    /// log. A leader also drops entries every member already holds. A follower that falls
-    /// behind what its leader keeps is removed by healing and rejoins by streaming. The last
-    /// applied entry always stays: Raft needs its term.
+    /// log. A leader also drops entries every member already holds, but keeps the slowest
+    /// member's last entry: the next append to it names that entry's term. A follower that
+    /// falls behind what its leader keeps is removed by healing and rejoins by streaming. The
+    /// last applied entry always stays: Raft needs its term.
     pub fn advance_apply(&mut self) {
         self.node.advance_apply();
         let applied = self.node.raft.raft_log.applied;
         let budget_point = self.sizes.index_to_fit(self.log_bytes_max / 2).unwrap_or(0);
         let held_by_all = if self.is_leader() {
             let progress = self.node.raft.prs();
-            progress
-                .iter()
-                .map(|(_, p)| p.matched + 1)
-                .min()
-                .unwrap_or(0)
+            // Not `matched + 1`: the next append to the slowest member (say, after a lost
+            // message made it reject one) names the term of its last entry, and without
+            // that term raft-rs can only ask for a snapshot, which this storage never gives.
+            progress.iter().map(|(_, p)| p.matched).min().unwrap_or(0)
         } else {
             0
         };
@@ -251,6 +250,7 @@ impl Replication {
     }
 
     /// The first index still in the log.
+    #[cfg(test)]
     pub fn first_index(&self) -> u64 {
         raft::Storage::first_index(self.node.store()).unwrap_or(0)
     }

@@ -198,3 +198,65 @@ fn storage_never_offers_a_snapshot() {
         ))
     ));
 }
+
+// Raft §5.3: after a rejection the leader backs up to the follower's last matching entry and
+// names its term. The leader must keep that entry when it compacts what the others applied.
+#[test]
+fn a_follower_that_missed_entries_the_others_applied_catches_up() {
+    let mut leader = Replication::create(1, &group()).unwrap();
+    while leader.has_ready() {
+        leader.ready();
+        leader.advance_apply();
+    }
+    let mut cluster = Cluster {
+        replicas: vec![(1, leader)],
+        applied: vec![Vec::new(); 3],
+    };
+    for id in [2, 3] {
+        let leader = cluster.replica(1);
+        leader
+            .propose_conf_change(change(ConfChangeType::AddLearnerNode, id))
+            .unwrap();
+        cluster.settle();
+        let leader = cluster.replica(1);
+        let (applied, term, conf_state) =
+            (leader.applied_index(), leader.term(), leader.conf_state());
+        let learner = Replication::load(id, &group(), applied, term, conf_state).unwrap();
+        cluster.replicas.push((id, learner));
+        for _ in 0..3 {
+            cluster.replica(1).tick();
+            cluster.settle();
+        }
+        let voter = change(ConfChangeType::AddNode, id);
+        cluster.replica(1).propose_conf_change(voter).unwrap();
+        cluster.settle();
+    }
+    cluster.replica(1).propose(b"all three".to_vec()).unwrap();
+    cluster.settle();
+    let matched = cluster.replica(1).members()[2].2;
+    assert_eq!(matched, cluster.replica(1).commit_index());
+    // Replica 3 misses two entries (its appends are lost); 1 and 2 commit and apply them.
+    let held = cluster.replicas.pop().unwrap();
+    cluster.replica(1).propose(b"missed 1".to_vec()).unwrap();
+    cluster.replica(1).propose(b"missed 2".to_vec()).unwrap();
+    cluster.settle();
+    let commit = cluster.replica(1).commit_index();
+    assert_eq!(commit, matched + 2);
+    assert!(
+        cluster.replica(1).first_index() <= matched,
+        "its last entry is kept"
+    );
+    cluster.replicas.push(held);
+    // Heartbeats: the next append from beyond its log is rejected, then the leader backs up.
+    for _ in 0..3 {
+        cluster.replica(1).tick();
+        cluster.settle();
+    }
+    assert_eq!(cluster.replica(3).commit_index(), commit);
+    assert_eq!(
+        cluster.applied[2], cluster.applied[1],
+        "the same entries, in order"
+    );
+    // Once every member holds everything, the leader compacts up to its last entry.
+    assert_eq!(cluster.replica(1).first_index(), commit);
+}

@@ -29,8 +29,18 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn new(size: usize, seed: u8) -> Self {
-        let nodes = (0..size)
-            .map(|index| Harness::bare(seed.wrapping_add(index as u8)))
+        Self::at_versions(&vec![0; size], seed)
+    }
+
+    /// Ungrouped nodes whose platforms attest these `sim.security_version`s, one per node.
+    pub fn at_versions(versions: &[u32], seed: u8) -> Self {
+        let size = versions.len();
+        let nodes = versions
+            .iter()
+            .enumerate()
+            .map(|(index, version)| {
+                Harness::bare_at_version(seed.wrapping_add(index as u8), *version)
+            })
             .collect();
         Self {
             nodes,
@@ -39,6 +49,13 @@ impl Cluster {
             now: NOW,
             delivered: Vec::new(),
         }
+    }
+
+    /// Add a node outside the group; returns its index.
+    pub fn add_node(&mut self, node: Harness) -> usize {
+        self.nodes.push(node);
+        self.answers.push(Vec::new());
+        self.nodes.len() - 1
     }
 
     pub fn peer_id(&self, node: usize) -> [u8; 32] {
@@ -212,7 +229,19 @@ impl Cluster {
     }
 
     pub fn group_with(size: usize, seed: u8, create: CreateNewRaftGroupRequest) -> Self {
-        let mut cluster = Self::new(size, seed);
+        Self::formed(Self::new(size, seed), create)
+    }
+
+    /// A group of nodes attesting these security versions, formed as [`Self::group`] does.
+    pub fn group_at_versions(versions: &[u32], seed: u8) -> Self {
+        Self::formed(
+            Self::at_versions(versions, seed),
+            CreateNewRaftGroupRequest::default(),
+        )
+    }
+
+    fn formed(mut cluster: Self, create: CreateNewRaftGroupRequest) -> Self {
+        let size = cluster.nodes.len();
         assert!(matches!(
             cluster.call(0, Call::CreateNewRaftGroup(create)),
             Answer::Status(_)

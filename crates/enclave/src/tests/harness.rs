@@ -28,12 +28,28 @@ pub struct TestClient {
 
 impl Harness {
     pub fn bare(seed: u8) -> Self {
+        Self::bare_at_version(seed, 0)
+    }
+
+    /// A core whose simulated platform attests `sim.security_version` = `security_version`.
+    pub fn bare_at_version(seed: u8, security_version: u32) -> Self {
         let init = InitConfig {
             config: None,
             initial_timestamp_unix_secs: NOW,
         };
-        let env = Box::new(InsecureSimulatedEnv::from_seed([seed; 32]));
+        let env = Box::new(
+            InsecureSimulatedEnv::from_seed([seed; 32]).with_security_version(security_version),
+        );
         let enclave = Enclave::init(&init.encode_to_vec(), env).unwrap();
+        Self {
+            enclave,
+            request_id_next: 1,
+            transcript: Vec::new(),
+        }
+    }
+
+    /// A harness around a core made elsewhere (a test's own `Env`, say).
+    pub fn from_enclave(enclave: Enclave) -> Self {
         Self {
             enclave,
             request_id_next: 1,

@@ -1,7 +1,14 @@
 //! Tests of the core through its door only, as a host would drive it.
 
+mod attest_path;
+mod client_pq;
 mod cluster;
 mod harness;
+mod join_net;
+mod join_pipeline;
+mod join_refusals;
+mod join_timing;
+mod minimums;
 mod mutation;
 mod raft_messages;
 
@@ -342,6 +349,38 @@ fn the_session_table_is_bounded() {
 }
 
 #[test]
+fn sessions_idle_past_the_bound_close_on_a_tick_and_free_their_place() {
+    use crate::client::CLIENT_SESSION_IDLE_SECS_MAX;
+    let mut harness = Harness::with_group(19);
+    let config = EnclaveConfig {
+        client_sessions_max: 2,
+        ..Default::default()
+    };
+    assert!(matches!(
+        harness.call(Call::Reconfigure(config)),
+        Answer::Done(_)
+    ));
+    let tries = Request {
+        inner: Some(request::Inner::Tries(TriesRequest {})),
+    };
+    let mut alice = harness.connect(ALICE);
+    let mut bob = harness.connect(BOB);
+    // Bob is active half way through; Alice never again (her host went away silently).
+    harness.tick(NOW + CLIENT_SESSION_IDLE_SECS_MAX / 2);
+    harness.request(&mut bob, &tries);
+    harness.tick(NOW + CLIENT_SESSION_IDLE_SECS_MAX);
+    harness.request(&mut alice, &tries); // at the bound: still open
+    harness.tick(NOW + CLIENT_SESSION_IDLE_SECS_MAX + CLIENT_SESSION_IDLE_SECS_MAX / 2 + 1);
+    // Bob's last frame is now over the bound ago, Alice's is not.
+    harness.request(&mut alice, &tries);
+    let answer = harness.request_raw(&mut bob, &tries);
+    assert_eq!(error_code(&answer), ErrorCode::NotFound);
+    // Bob's place is free again for a new session.
+    harness.connect(BOB);
+    assert_eq!(metric(&mut harness, "client_sessions_expired"), 1);
+}
+
+#[test]
 fn key_rotation_keeps_old_sessions_and_attests_the_new_key() {
     let mut harness = Harness::with_group(10);
     let mut before = harness.connect(ALICE);
@@ -411,14 +450,15 @@ fn replica_group_calls_check_their_preconditions() {
         ErrorCode::FailedPrecondition,
         "no other voter"
     );
+    // SVR2's client_pq option is served (tests/client_pq.rs covers its handshakes).
     let pq = CreateNewRaftGroupRequest {
         client_pq: true,
         ..Default::default()
     };
-    assert_eq!(
-        error_code(&Harness::bare(11).call(Call::CreateNewRaftGroup(pq))),
-        ErrorCode::NotSupported
-    );
+    let Answer::Status(status) = Harness::bare(11).call(Call::CreateNewRaftGroup(pq)) else {
+        panic!("a client_pq group is created")
+    };
+    assert!(status.group_config.unwrap().client_pq);
     let reset = UntrustedMessage {
         inner: Some(untrusted_message::Inner::ResetPeer(Default::default())),
     };

@@ -32,12 +32,12 @@ fn one_host_batch_costs_each_follower_one_append_and_one_commit_announcement() {
     let mut request_ids = Vec::new();
     for (index, client) in clients.iter_mut().enumerate() {
         let frame = client.encrypt(&backup(&[index as u8; 48], &[1; 32]).encode_to_vec());
-        request_ids.push(cluster.nodes[leader].send(Call::ExistingClient(
-            ExistingClientRequest {
+        request_ids.push(
+            cluster.nodes[leader].send(Call::ExistingClient(ExistingClientRequest {
                 client_id: client.client_id,
                 data: frame,
-            },
-        )));
+            })),
+        );
     }
     cluster.settle();
     for follower in &followers {

@@ -37,6 +37,9 @@ pub struct StatusJson {
     pub pending_requests: u64,
     /// Connections to other enclaves.
     pub peers: Vec<PeerJson>,
+    /// The group's minimums: limit name → big-endian value in hex (empty when none).
+    #[serde(default)]
+    pub minimum_limits: std::collections::BTreeMap<String, String>,
 }
 
 /// One peer connection inside [`StatusJson`].
@@ -102,6 +105,12 @@ impl From<&EnclaveStatus> for StatusJson {
                     state: peer.state.clone(),
                     attested_at_unix_secs: peer.attested_at_unix_secs,
                 })
+                .collect(),
+            minimum_limits: status
+                .minimum_limits
+                .iter()
+                .flat_map(|minimums| &minimums.limits)
+                .map(|(name, value)| (name.clone(), hex::encode(value)))
                 .collect(),
         }
     }
@@ -278,6 +287,56 @@ pub fn parse_log_level(name: &str) -> Option<EnclaveLogLevel> {
 pub struct DeleteBackupJson {
     /// 32 lowercase hex chars.
     pub backup_id: String,
+}
+
+/// `POST /v1/update-minimums` body: limit name → big-endian unsigned value in hex.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMinimumsJson {
+    pub limits: std::collections::BTreeMap<String, String>,
+}
+
+/// Most limits in one update (the enclave's bound).
+pub const MINIMUMS_MAX: usize = 32;
+/// Longest limit name (the enclave's bound).
+pub const MINIMUM_NAME_BYTES_MAX: usize = 64;
+/// Longest limit value, in bytes (the enclave's bound).
+pub const MINIMUM_VALUE_BYTES_MAX: usize = 32;
+
+impl UpdateMinimumsJson {
+    /// The limits as the enclave takes them; the error says what is wrong. The enclave
+    /// checks again (and whether the update only raises limits).
+    pub fn to_proto(&self) -> Result<cloister_proto::attest::MinimumLimits, String> {
+        if self.limits.is_empty() || self.limits.len() > MINIMUMS_MAX {
+            return Err(format!("give 1 to {MINIMUMS_MAX} limits"));
+        }
+        let mut limits = std::collections::BTreeMap::new();
+        for (name, value) in &self.limits {
+            let well_formed = !name.is_empty()
+                && name.len() <= MINIMUM_NAME_BYTES_MAX
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+            if !well_formed {
+                return Err(format!(
+                    "limit name {:?} is not 1 to {MINIMUM_NAME_BYTES_MAX} of [a-z0-9._-]",
+                    name.chars()
+                        .take(MINIMUM_NAME_BYTES_MAX)
+                        .collect::<String>()
+                ));
+            }
+            let bytes = hex::decode(value)
+                .ok()
+                .filter(|bytes| (1..=MINIMUM_VALUE_BYTES_MAX).contains(&bytes.len()))
+                .ok_or_else(|| {
+                    format!(
+                        "limit {name:?} must be 1 to {MINIMUM_VALUE_BYTES_MAX} bytes of hex                          (a big-endian unsigned integer)"
+                    )
+                })?;
+            limits.insert(name.clone(), bytes);
+        }
+        Ok(cloister_proto::attest::MinimumLimits { limits })
+    }
 }
 
 /// `GET /health/ready` answer (200 when ready, 503 otherwise).

@@ -9,6 +9,7 @@
 //! | `POST /v1/log-level` | [`LogLevelJson`] in and out |
 //! | `POST /v1/refresh-attestation` | `{"ok":true}`, or 501 while the enclave does not support it |
 //! | `POST /v1/delete-backup` | [`DeleteBackupJson`] in → `{"ok":true}` once committed |
+//! | `POST /v1/update-minimums` | [`UpdateMinimumsJson`] in → `{"ok":true}` once committed (leader only) |
 //! | `GET /health/live` | 200 `{"live":true}` while the process runs |
 //! | `GET /health/ready` | [`ReadyJson`]: 200 with a group and a known leader, else 503 |
 //! | `GET /metrics` | Prometheus text: host and enclave metrics, `cloister_` prefixed |
@@ -33,7 +34,7 @@ use serde_json::{Value, json};
 
 pub use json::{
     CreateGroupParams, DeleteBackupJson, EnclaveMetricsJson, GroupConfigJson, HashesJson,
-    LogLevelJson, MemberJson, ReadyJson, StatusJson, parse_log_level,
+    LogLevelJson, MemberJson, ReadyJson, StatusJson, UpdateMinimumsJson, parse_log_level,
 };
 
 use cloister_proto::enclave::{
@@ -64,6 +65,7 @@ pub(crate) fn router(state: AdminState, body_bytes_max: usize) -> Router {
         .route("/v1/log-level", post(log_level))
         .route("/v1/refresh-attestation", post(refresh_attestation))
         .route("/v1/delete-backup", post(delete_backup))
+        .route("/v1/update-minimums", post(update_minimums))
         .route("/v1/join", post(join))
         .route("/v1/ping-peer", post(ping_peer))
         .route("/v1/request-voting", post(request_voting))
@@ -160,6 +162,14 @@ async fn delete_backup(State(state): State<AdminState>, body: Bytes) -> JsonResu
     })?;
     state.dispatcher.delete_backup(&backup_id).await?;
     state.metrics.increment(Counter::Deletes);
+    Ok(ok())
+}
+
+async fn update_minimums(State(state): State<AdminState>, body: Bytes) -> JsonResult {
+    let request: UpdateMinimumsJson = parse_body(&body)?;
+    let limits = request.to_proto().map_err(HostError::BadRequest)?;
+    state.dispatcher.update_minimums(limits).await?;
+    tracing::info!(limits = ?request.limits, "minimums raised");
     Ok(ok())
 }
 

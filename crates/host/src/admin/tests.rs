@@ -58,6 +58,21 @@ async fn bad_bodies_are_400_and_change_nothing() {
         ("/v1/log-level", r#"{"level": "loud"}"#),
         ("/v1/log-level", "{}"),
         ("/v1/delete-backup", r#"{"backup_id": "00"}"#),
+        ("/v1/update-minimums", r#"{"limits": {}}"#),
+        ("/v1/update-minimums", r#"{"limits": {"Bad Name": "01"}}"#),
+        (
+            "/v1/update-minimums",
+            r#"{"limits": {"sim.security_version": "0x1"}}"#,
+        ),
+        (
+            "/v1/update-minimums",
+            r#"{"limits": {"sim.security_version": ""}}"#,
+        ),
+        (
+            "/v1/update-minimums",
+            r#"{"limits": {"sim.security_version": 1}}"#,
+        ),
+        ("/v1/update-minimums", r#"{"minimums": {}}"#),
         (
             "/v1/delete-backup",
             &format!(r#"{{"backup_id": "{}"}}"#, TEST_USER.to_uppercase()),
@@ -75,7 +90,7 @@ async fn bad_bodies_are_400_and_change_nothing() {
 }
 
 #[tokio::test]
-async fn log_level_delete_and_refresh_reach_the_enclave() {
+async fn log_level_delete_minimums_and_refresh_reach_the_enclave() {
     let test = TestNode::start(true, |_| {}).await;
     let answer = post(&test, "/v1/log-level", r#"{"level": "verbose"}"#).await;
     assert_eq!(answer.status, 200);
@@ -88,7 +103,14 @@ async fn log_level_delete_and_refresh_reach_the_enclave() {
     let answer = post(&test, "/v1/refresh-attestation", "").await;
     assert_eq!(answer.status, 501);
     assert_eq!(answer.json()["error"], "enclave_not_supported");
+    let body = r#"{"limits": {"sim.security_version": "0003", "sgx.isv_svn": "07"}}"#;
+    let answer = post(&test, "/v1/update-minimums", body).await;
+    assert_eq!(answer.status, 200, "{}", answer.body);
     let journal = test.journal();
+    assert!(
+        journal.contains(&"update_minimums sgx.isv_svn=07,sim.security_version=0003".to_owned()),
+        "{journal:?}"
+    );
     assert!(journal.contains(&"log_level 6".to_owned()), "{journal:?}");
     assert!(journal.contains(&format!("delete_backup {TEST_USER}")));
     test.stop().await;

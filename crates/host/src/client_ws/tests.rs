@@ -197,14 +197,14 @@ async fn a_text_frame_closes_with_4003() {
 
 #[tokio::test]
 async fn an_oversized_frame_closes_with_1009() {
-    let test = TestNode::start(true, |config| config.frame_bytes_max = 1024).await;
+    let test = TestNode::start(true, |config| config.frame_bytes_max = 2048).await;
     let mut socket = open(&test).await;
-    socket.send(Message::binary(vec![1; 1024])).await.unwrap();
+    socket.send(Message::binary(vec![1; 2048])).await.unwrap();
     assert_eq!(
         socket.next().await.unwrap().unwrap().into_data().len(),
-        1024 + 5
+        2048 + 5
     );
-    socket.send(Message::binary(vec![1; 1025])).await.unwrap();
+    socket.send(Message::binary(vec![1; 2049])).await.unwrap();
     assert_eq!(close_code(&mut socket).await, 1009);
     wait_for(&test, "close_client 1").await;
     test.stop().await;

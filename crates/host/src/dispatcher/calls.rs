@@ -5,7 +5,8 @@ use cloister_proto::enclave::{
     CloseClientRequest, CreateNewRaftGroupRequest, DeleteBackupRequest, EnclaveLogLevel,
     EnclaveStatus, ExistingClientRequest, GetEnclaveStatusRequest, HashesReply, HashesRequest,
     MetricsReply, MetricsRequest, NewClientRequest, RefreshAttestationRequest, SetLogLevelRequest,
-    host_to_enclave_request::Inner as Request, host_to_enclave_response::Inner as Response,
+    UpdateMinimumsRequest, host_to_enclave_request::Inner as Request,
+    host_to_enclave_response::Inner as Response,
 };
 use cloister_proto::svr2::client::ClientHandshakeStart;
 
@@ -112,6 +113,17 @@ impl Dispatcher {
             backup_id: backup_id.as_bytes().to_vec(),
         };
         self.call_done(Request::DeleteBackup(request)).await
+    }
+
+    /// Raises the group's minimums (leader only). Answers once the entry has committed.
+    pub async fn update_minimums(
+        &self,
+        limits: cloister_proto::attest::MinimumLimits,
+    ) -> Result<(), HostError> {
+        let request = UpdateMinimumsRequest {
+            limits: Some(limits),
+        };
+        self.call_done(Request::UpdateMinimums(request)).await
     }
 
     /// Sets the enclave's log level.

@@ -3,8 +3,9 @@
 //!
 //! ```text
 //!  tasks ──call(inner)──▶ pending[request_id] = oneshot ─┐
-//!        ──Job::Call────▶ bounded queue ──▶ enclave thread: handle() × batch, then
-//!                                             poll_message() until None ──▶ route by request_id
+//!        ──Job::Call────▶ bounded queue ──▶ enclave thread: door.exchange(batch): handle()
+//!                                             each, then poll_message() until None ──▶ route
+//!                                             by request_id
 //!  tasks ◀──────────────── oneshot ◀───────────────────────────────────────┘
 //! ```
 //!
@@ -133,6 +134,7 @@ pub fn spawn<D: EnclaveDoor>(
     assert!(settings.queue_messages_max >= 1 && settings.batch_messages_max >= 1);
     let (jobs, receiver) = mpsc::channel(settings.queue_messages_max);
     let (stopped_sender, stopped) = watch::channel(());
+    let first_request_id = door.first_request_id();
     let shared = Arc::new(Shared {
         pending: Mutex::new(HashMap::new()),
         metrics,
@@ -149,7 +151,7 @@ pub fn spawn<D: EnclaveDoor>(
     let dispatcher = Dispatcher {
         jobs: jobs.clone(),
         shared,
-        next_request_id: Arc::new(AtomicU64::new(1)),
+        next_request_id: Arc::new(AtomicU64::new(first_request_id)),
         settings,
         stopped,
     };

@@ -1,4 +1,5 @@
-//! The enclave thread: handle a batch, drain the output, route the answers.
+//! The enclave thread: hand a batch to the door (handle each, then drain), route the
+//! answers.
 
 use std::sync::Arc;
 
@@ -10,7 +11,7 @@ use prost::Message;
 use tokio::sync::{mpsc, watch};
 
 use super::{DispatcherSettings, Job, Shared};
-use crate::door::EnclaveDoor;
+use crate::door::{DoorError, EnclaveDoor};
 use crate::error::HostError;
 use crate::metrics::Counter;
 use crate::peer::SendRefusal;
@@ -48,16 +49,20 @@ impl<D: EnclaveDoor> Worker<D> {
     pub(super) fn run(mut self) {
         tracing::debug!("enclave thread started");
         while let Some(first) = self.jobs.blocking_recv() {
-            let mut stop = self.handle_job(first);
-            let mut handled = 1;
-            while !stop && handled < self.settings.batch_messages_max {
+            let mut batch = Batch::default();
+            let mut stop = batch.push(first);
+            while !stop && batch.messages.len() < self.settings.batch_messages_max {
                 match self.jobs.try_recv() {
-                    Ok(job) => stop = self.handle_job(job),
+                    Ok(job) => stop = batch.push(job),
                     Err(_) => break,
                 }
-                handled += 1;
             }
-            self.drain();
+            if let Err(error) = self.exchange(batch) {
+                // The enclave is out of reach (another process that died, hung or broke the
+                // protocol): stopping fails every waiting call and ends the node.
+                tracing::error!(%error, "the enclave door failed; stopping");
+                break;
+            }
             if stop {
                 break;
             }
@@ -65,99 +70,120 @@ impl<D: EnclaveDoor> Worker<D> {
         tracing::debug!("enclave thread stopping");
     }
 
-    /// Feeds one job to the enclave; true if the job asks the thread to stop.
-    fn handle_job(&mut self, job: Job) -> bool {
-        match job {
-            Job::Call { request_id, bytes } => {
-                if let Err(reason) = self.door.handle(&bytes) {
-                    self.shared.metrics.increment(Counter::EnclaveHandleErrors);
+    /// Feeds the batch to the enclave, routes what it emits, and fails the calls it refused.
+    fn exchange(&mut self, batch: Batch) -> Result<(), DoorError> {
+        let shared = &*self.shared;
+        let exchanged = self
+            .door
+            .exchange(&batch.messages, DRAIN_MESSAGES_MAX, &mut |bytes| {
+                route_bytes(shared, bytes);
+            })?;
+        for (origin, refusal) in batch.origins.into_iter().zip(exchanged.refusals) {
+            let Some(reason) = refusal else { continue };
+            self.shared.metrics.increment(Counter::EnclaveHandleErrors);
+            match origin {
+                Origin::Call { request_id } => {
                     tracing::warn!(request_id, %reason, "enclave refused a request");
                     self.shared
                         .complete(request_id, Err(HostError::EnclaveRejected(reason)));
                 }
-                false
-            }
-            Job::Notice { bytes, kind } => {
-                if let Err(reason) = self.door.handle(&bytes) {
-                    self.shared.metrics.increment(Counter::EnclaveHandleErrors);
+                Origin::Notice { kind } => {
                     tracing::warn!(%reason, kind, "enclave refused a message");
                 }
-                false
-            }
-            Job::Stop => true,
-        }
-    }
-
-    fn drain(&mut self) {
-        for _ in 0..DRAIN_MESSAGES_MAX {
-            let Some(bytes) = self.door.poll_message() else {
-                return;
-            };
-            self.shared.metrics.increment(Counter::EnclaveMessagesOut);
-            match EnclaveMessage::decode(bytes.as_slice()) {
-                Ok(message) => self.route(message),
-                Err(error) => {
-                    tracing::error!(%error, "enclave emitted a message that does not decode")
-                }
             }
         }
-        tracing::warn!(
-            DRAIN_MESSAGES_MAX,
-            "enclave output not drained in one batch"
-        );
-    }
-
-    fn route(&mut self, message: EnclaveMessage) {
-        match message.inner {
-            Some(enclave_message::Inner::H2eResponse(response)) => {
-                let reply = match response.inner {
-                    Some(host_to_enclave_response::Inner::Error(error)) => {
-                        Err(HostError::from_enclave(error))
-                    }
-                    Some(inner) => Ok(inner),
-                    None => Err(HostError::UnexpectedReply("empty response")),
-                };
-                if !self.shared.complete(response.request_id, reply) {
-                    self.shared
-                        .metrics
-                        .increment(Counter::EnclaveOrphanResponses);
-                    tracing::debug!(
-                        request_id = response.request_id,
-                        "nobody waits for this answer"
-                    );
-                }
-            }
-            Some(enclave_message::Inner::PeerMessage(message)) => self.on_peer_message(message),
-            Some(enclave_message::Inner::Log(record)) => {
-                self.shared.metrics.increment(Counter::EnclaveLogRecords);
-                emit_log(&record);
-            }
-            None => tracing::warn!("enclave emitted an empty message"),
+        if !exchanged.drained {
+            tracing::warn!(
+                DRAIN_MESSAGES_MAX,
+                "enclave output not drained in one batch"
+            );
         }
+        Ok(())
     }
 }
 
-impl<D> Worker<D> {
-    /// Hands one outbound peer message to the transport, which never blocks this thread.
-    fn on_peer_message(&self, message: PeerMessage) {
-        let Some(transport) = self.shared.peer_transport.get() else {
-            self.shared
-                .metrics
-                .increment(Counter::EnclavePeerMessagesDropped);
-            let peer_id = hex::encode(&message.peer_id);
-            tracing::debug!(%peer_id, "no peer transport; peer message dropped");
-            return;
+/// Who waits on one message of a batch.
+enum Origin {
+    Call { request_id: u64 },
+    Notice { kind: &'static str },
+}
+
+/// The messages of one batch, and who sent each.
+#[derive(Default)]
+struct Batch {
+    messages: Vec<Vec<u8>>,
+    origins: Vec<Origin>,
+}
+
+impl Batch {
+    /// Adds a job's message; true if the job asks the thread to stop.
+    fn push(&mut self, job: Job) -> bool {
+        let (bytes, origin) = match job {
+            Job::Call { request_id, bytes } => (bytes, Origin::Call { request_id }),
+            Job::Notice { bytes, kind } => (bytes, Origin::Notice { kind }),
+            Job::Stop => return true,
         };
-        let peer_id = hex::encode(&message.peer_id);
-        match transport.send(&message.peer_id, message.data) {
-            Ok(()) => {}
-            // Counted by the transport, which also tells the enclave to reset the peer.
-            Err(refusal @ (SendRefusal::BufferFull { .. } | SendRefusal::PeersFull)) => {
-                tracing::debug!(%peer_id, %refusal, "peer message refused");
+        self.messages.push(bytes);
+        self.origins.push(origin);
+        false
+    }
+}
+
+/// Decodes one enclave output and routes it.
+fn route_bytes(shared: &Shared, bytes: Vec<u8>) {
+    shared.metrics.increment(Counter::EnclaveMessagesOut);
+    match EnclaveMessage::decode(bytes.as_slice()) {
+        Ok(message) => route(shared, message),
+        Err(error) => tracing::error!(%error, "enclave emitted a message that does not decode"),
+    }
+}
+
+fn route(shared: &Shared, message: EnclaveMessage) {
+    match message.inner {
+        Some(enclave_message::Inner::H2eResponse(response)) => {
+            let reply = match response.inner {
+                Some(host_to_enclave_response::Inner::Error(error)) => {
+                    Err(HostError::from_enclave(error))
+                }
+                Some(inner) => Ok(inner),
+                None => Err(HostError::UnexpectedReply("empty response")),
+            };
+            if !shared.complete(response.request_id, reply) {
+                shared.metrics.increment(Counter::EnclaveOrphanResponses);
+                tracing::debug!(
+                    request_id = response.request_id,
+                    "nobody waits for this answer"
+                );
             }
-            Err(SendRefusal::ShuttingDown) => {}
-            Err(refusal) => tracing::warn!(%peer_id, %refusal, "enclave peer message refused"),
         }
+        Some(enclave_message::Inner::PeerMessage(message)) => on_peer_message(shared, message),
+        Some(enclave_message::Inner::Log(record)) => {
+            shared.metrics.increment(Counter::EnclaveLogRecords);
+            emit_log(&record);
+        }
+        None => tracing::warn!("enclave emitted an empty message"),
+    }
+}
+
+/// Hands one outbound peer message to the transport, which never blocks this thread.
+fn on_peer_message(shared: &Shared, message: PeerMessage) {
+    let Some(transport) = shared.peer_transport.get() else {
+        shared
+            .metrics
+            .increment(Counter::EnclavePeerMessagesDropped);
+        let peer_id = hex::encode(&message.peer_id);
+        tracing::debug!(%peer_id, "no peer transport; peer message dropped");
+        return;
+    };
+    let peer_id = hex::encode(&message.peer_id);
+    match transport.send(&message.peer_id, message.data) {
+        Ok(()) => {}
+        // Counted by the transport, which also tells the enclave to reset the peer.
+        Err(refusal @ (SendRefusal::BufferFull { .. } | SendRefusal::PeersFull)) => {
+            tracing::debug!(%peer_id, %refusal, "peer message refused");
+        }
+        Err(SendRefusal::ShuttingDown) => {}
+        Err(refusal) => tracing::warn!(%peer_id, %refusal, "enclave peer message refused"),
     }
 }
 

@@ -152,3 +152,59 @@ async fn start_failures_are_clear_and_stop_the_enclave_thread() {
     std::fs::remove_dir_all(malformed.auth_secret_path.parent().unwrap()).unwrap();
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test]
+async fn the_attestation_refresh_timer_rotates_the_client_key() {
+    let mut config = scratch_config("refresh");
+    config.attestation_refresh_interval = Duration::from_secs(1);
+    // Each probe below is a new WebSocket for the same user.
+    config.rate_limit_burst = 1_000;
+    config.auth_secret_path = {
+        let path = config.auth_secret_path.clone();
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, hex::encode(crate::testing::TEST_SECRET)).unwrap();
+        path
+    };
+    let node = Node::start(config.clone(), real_enclave(&config))
+        .await
+        .unwrap();
+    let admin = node.admin_addr();
+    let created = http(admin, "POST", "/v1/create-group", &[], "{}").await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    let client_key = || async {
+        let url = format!("ws://{}/v1/{}", node.client_addr(), node.enclave_id());
+        let mut request = url.into_client_request().unwrap();
+        request
+            .headers_mut()
+            .insert("authorization", basic_auth(TEST_USER).parse().unwrap());
+        let (mut socket, _) = tokio_tungstenite::connect_async(request).await.ok()?;
+        let first = socket.next().await?.ok()?.into_data();
+        Some(ClientHandshakeStart::decode(first).ok()?.test_only_pubkey)
+    };
+    let mut first = None;
+    for _ in 0..250 {
+        first = client_key().await;
+        if first.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let first = first.expect("the group serves within a few ticks");
+    // The timer fires every second: within a few the key must have changed.
+    let mut rotated = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if client_key().await.is_some_and(|key| key != first) {
+            rotated = true;
+            break;
+        }
+    }
+    assert!(rotated, "the client key never rotated");
+    let metrics = http(admin, "GET", "/metrics", &[], "").await.body;
+    assert!(
+        !metrics.contains("\ncloister_attestation_refreshes_total 0\n"),
+        "{metrics}"
+    );
+    node.shutdown().await.unwrap();
+    std::fs::remove_dir_all(config.auth_secret_path.parent().unwrap()).unwrap();
+}

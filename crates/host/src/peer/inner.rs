@@ -102,12 +102,14 @@ impl Inner {
 
     /// This host's Hello, for a connection to `to` (left out of the known peers).
     pub fn hello(&self, to: Option<PeerId>, discovery_only: bool) -> Hello {
+        let state = self.state();
         Hello {
             peer_id: self.local.peer_id,
             listen_addr: Some(self.local.listen_addr),
             incarnation: self.local.incarnation,
-            known_peers: self.state().book.share(to, KNOWN_PEERS_MAX),
+            known_peers: state.book.share(to, KNOWN_PEERS_MAX),
             discovery_only,
+            sent_through: to.map_or(0, |to| state.sent_through(to)),
         }
     }
 

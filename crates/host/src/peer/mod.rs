@@ -10,9 +10,11 @@
 //!     per peer: SendQueue, seq 1, 2, …, kept until acked, ≤ send_buffer_{bytes,frames}_max
 //!        │ wake                                             other hosts
 //!        ▼
-//!     link writer ── Data{seq} · Ack{seq} · Ping ──▶ TCP ──▶ listener: Hello, admit,
-//!     link reader ◀── Data{seq} · Ack{seq} · Ping ── TCP ◀── link reader and writer
-//!        │ receive window: seq above the last delivered → deliver; else drop, ack again
+//!     link writer ── Data{seq, ack} · Ack · Ping · Pong ──▶ TCP ──▶ listener: Hello, admit
+//!     link reader ◀── Data{seq, ack} · Ack · Ping · Pong ── TCP ◀── (probe the peer's link
+//!        │ receive window: seq above the last delivered     first), link reader and writer
+//!        │ → deliver; else drop. The ack rides on the next Data, or goes alone after
+//!        │ ack_delay (5 ms), or at once past 64 frames or 1 MiB
 //!        ▼
 //!     PeerEvent::{Message, Reset} ─▶ bounded channel ─▶ node ─▶ UntrustedMessage
 //!  dialer, per peer: connects while frames wait; backoff 100 ms doubling to 10 s; abandons
@@ -27,9 +29,16 @@
 //!   Hello much less) and checked field by field; a peer that sends anything invalid is
 //!   disconnected with a log line, and nothing else changes.
 //! - **Sequencing.** Messages to a peer are numbered from 1 and stay queued until its
-//!   cumulative `Ack`. A new link resends every unacknowledged frame in order; the receiver
-//!   delivers a number only if it is above the last it delivered (duplicates are dropped and
-//!   acknowledged again) and starts over when the sender's incarnation changes.
+//!   cumulative acknowledgement. A new link opens with an `Ack` each way (where each window
+//!   stands) and resends every unacknowledged frame in order; the receiver delivers a number
+//!   only if it is above the last it delivered (duplicates are dropped) and starts over when
+//!   the sender's incarnation changes.
+//! - **Acknowledgements.** A receiver's next Data frame carries its acknowledgement
+//!   (`Data.ack`); a standalone `Ack` goes out only when none did within `ack_delay`
+//!   (5 ms by default), or at once when 64 frames or 1 MiB wait for one. An
+//!   acknowledgement only frees the sender's resend buffer, so the delay costs memory, never
+//!   latency, and a sender whose buffer is full is acknowledged without traffic the other
+//!   way.
 //! - **Loss.** A send is refused when the peer's buffer is full (`send_buffer_bytes_max`,
 //!   `send_buffer_frames_max`), the message exceeds [`DATA_BYTES_MAX`], or the peer table is
 //!   full, and the local enclave is told `ResetPeer{peer_id}` (once, however many refusals
@@ -37,13 +46,23 @@
 //!   the old session's frames are worthless, and the re-handshake needs the room. The queue
 //!   is dropped with a reset too when a peer stays unreachable for `abandon_after`
 //!   (abandoned: its address stays in the book, and the next send starts over) and when a
-//!   peer comes back with a new incarnation (frames in flight may have been lost either way).
-//!   Sequence numbers never go back, so the receiver sees a gap, never a reuse. Messages the
-//!   enclave sends before it handles the reset still go out; they belong to the dead session
-//!   and the remote enclave discards them.
-//! - **One link per peer.** Both hosts may dial at once. A new link replaces the old when the
-//!   remote restarted or the same side dialed both; otherwise both keep the one dialed by the
-//!   lower peer id.
+//!   peer comes back with a new incarnation (frames in flight may have been lost either way),
+//!   and a reset is owed when a link's first `Ack` shows frames were released that the peer
+//!   never got (an impostor acknowledged them, see below). Sequence numbers never go back,
+//!   so the receiver sees a gap, never a reuse. Messages the enclave sends before it handles
+//!   the reset still go out; they belong to the dead session and the remote enclave discards
+//!   them.
+//! - **One link per peer, and a Hello is only a claim.** Anyone who reaches the port can
+//!   claim any peer id and incarnation; only the enclaves' Noise channel proves who speaks.
+//!   So a connection never replaces a peer's link on its word: the link is probed first
+//!   (`Ping{probe}`, answered at once by `Pong`), and the newcomer is refused if the answer
+//!   comes within `probe_timeout`. A real peer dials again only once its own end of the old
+//!   link is gone, so the probe fails at once (the link ended) or times out (its host
+//!   vanished), and a restarted peer is back within `probe_timeout`. When both hosts dial at
+//!   once, both keep the link dialed by the lower peer id. A connection that gets in while no
+//!   link is up can disturb the stream only until the real peer's next link, which repairs
+//!   it: its Hello's `sent_through` takes back sequence numbers counted beyond what it sent,
+//!   and its first `Ack` shows what was released for the impostor's acknowledgements.
 //! - **Addresses.** The book maps peer ids to addresses, from config seeds (resolved by a
 //!   discovery Hello), Hellos (the peer's own address and its `known_peers`) and
 //!   [`PeerTransport::add_address`]. An address some peer dialed and got an answer from
@@ -73,16 +92,18 @@
 //! # }
 //! ```
 
+mod ack;
 mod book;
 mod dialer;
 mod error;
 mod handshake;
 mod inner;
 mod link;
+mod probe;
 mod queue;
 mod settings;
 mod state;
-mod wire;
+pub mod wire;
 
 use std::fmt;
 use std::net::SocketAddr;

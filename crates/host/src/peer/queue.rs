@@ -6,6 +6,12 @@
 //!                        └─ resent from here on every new link ─┘
 //!  receiver: delivered d  →  Data{seq > d}: deliver, d = seq    Data{seq <= d}: duplicate
 //! ```
+//!
+//! A link's Hello and first Ack let each side check the other's record against its own:
+//! the receiver never counts more as delivered than the sender says it sent (see
+//! [`ReceiveWindow::clamp`]), and the sender learns of frames it released that the receiver
+//! never got (see [`SendQueue::resume`]). Either mismatch means a connection that only
+//! claimed the peer's id was admitted earlier; honest peers never cause one.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -20,6 +26,7 @@ pub struct SendQueue {
     bytes: usize,
     next_seq: u64,
     sent_through: u64,
+    acked_through: u64,
     bytes_max: usize,
     frames_max: usize,
 }
@@ -45,6 +52,7 @@ impl SendQueue {
             bytes: 0,
             next_seq: 1,
             sent_through: 0,
+            acked_through: 0,
             bytes_max,
             frames_max,
         }
@@ -73,6 +81,7 @@ impl SendQueue {
                 self.sent_through
             ));
         }
+        self.acked_through = self.acked_through.max(seq);
         let mut released = 0;
         while let Some((front, payload)) = self.frames.front() {
             if *front > seq {
@@ -83,6 +92,23 @@ impl SendQueue {
             released += 1;
         }
         Ok(released)
+    }
+
+    /// The remote's first acknowledgement on a new link, which says where its window
+    /// stands. Frames released for acknowledgements beyond it never reached the remote
+    /// (whoever acknowledged them only claimed its id): returns how many sequence numbers
+    /// were lost that way, after which acknowledgements count from `seq` again. Refused like
+    /// [`Self::ack`].
+    pub fn resume(&mut self, seq: u64) -> Result<u64, String> {
+        self.ack(seq)?;
+        let lost = self.acked_through - seq;
+        self.acked_through = seq;
+        Ok(lost)
+    }
+
+    /// The highest sequence number ever handed to a link (0: none).
+    pub fn sent_through(&self) -> u64 {
+        self.sent_through
     }
 
     /// Up to about `bytes_budget` bytes of frames after sequence number `cursor` (at least one
@@ -114,6 +140,13 @@ impl SendQueue {
         self.frames.clear();
         self.bytes = 0;
         dropped
+    }
+
+    /// The remote restarted: drops every queued frame (see [`Self::drop_all`]) and forgets
+    /// its acknowledgements, since its new window starts from nothing. Returns how many.
+    pub fn remote_restarted(&mut self) -> usize {
+        self.acked_through = 0;
+        self.drop_all()
     }
 
     /// True when nothing waits for an acknowledgement.
@@ -163,6 +196,18 @@ impl ReceiveWindow {
                 skipped: seq - self.delivered - 1,
             }
         }
+    }
+
+    /// The sender of `incarnation` says it never sent beyond `sent_through`; numbers
+    /// recorded beyond that came from a connection that only claimed its id. Takes them back
+    /// (so the sender's real frames are not dropped as duplicates) and returns how many.
+    pub fn clamp(&mut self, incarnation: u64, sent_through: u64) -> u64 {
+        if self.incarnation != Some(incarnation) || self.delivered <= sent_through {
+            return 0;
+        }
+        let undone = self.delivered - sent_through;
+        self.delivered = sent_through;
+        undone
     }
 
     /// Records that `seq` was handed to the enclave.
@@ -245,6 +290,55 @@ mod tests {
         assert_eq!(queue.drop_all(), 2);
         assert_eq!(queue.push(vec![3]).unwrap(), 3);
         assert_eq!(seqs(&queue.take_batch(0, 1_000)), vec![3]);
+    }
+
+    #[test]
+    fn a_first_ack_below_what_was_released_reports_the_loss() {
+        let mut queue = SendQueue::new(1_000, 10);
+        for byte in 1..=5u8 {
+            queue.push(vec![byte]).unwrap();
+        }
+        queue.take_batch(0, 1_000);
+        // Someone acknowledged 1..=4 on a link; the real peer's first Ack says 2.
+        assert_eq!(queue.ack(4).unwrap(), 4);
+        assert_eq!(queue.resume(2), Ok(2));
+        assert_eq!(queue.len(), 1, "released frames stay released");
+        // From then on the peer's window is the reference: an honest first Ack is no loss.
+        assert_eq!(queue.resume(2), Ok(0));
+        assert_eq!(queue.resume(5), Ok(0));
+        assert!(queue.is_empty());
+        // Beyond what was sent is refused, as for any Ack, and changes nothing.
+        assert!(queue.resume(6).is_err());
+        assert_eq!(queue.resume(5), Ok(0));
+    }
+
+    #[test]
+    fn the_window_never_counts_beyond_what_the_sender_says_it_sent() {
+        let mut window = ReceiveWindow::default();
+        assert_eq!(window.classify(7, 3), Verdict::Deliver { skipped: 2 });
+        window.record(3);
+        // A connection claiming incarnation 7 pushed the window far ahead.
+        assert_eq!(
+            window.classify(7, 1 << 40),
+            Verdict::Deliver {
+                skipped: (1 << 40) - 4
+            }
+        );
+        window.record(1 << 40);
+        assert_eq!(
+            window.clamp(8, 3),
+            0,
+            "another incarnation's word changes nothing"
+        );
+        assert_eq!(window.clamp(7, 3), (1 << 40) - 3);
+        assert_eq!(window.delivered(7), 3);
+        assert_eq!(window.classify(7, 4), Verdict::Deliver { skipped: 0 });
+        assert_eq!(
+            window.clamp(7, 5),
+            0,
+            "an honest sender's word changes nothing"
+        );
+        assert_eq!(window.delivered(7), 3);
     }
 
     #[test]

@@ -10,6 +10,13 @@ pub const SEND_BUFFER_BYTES_MAX_DEFAULT: usize = 16 * 1024 * 1024;
 /// Default bound on frames queued for one peer.
 pub const SEND_BUFFER_FRAMES_MAX_DEFAULT: usize = 4_096;
 
+/// Default time a delivered frame's acknowledgement waits for a Data frame to carry it
+/// before a standalone `Ack` goes out. An acknowledgement only lets the sender release its
+/// resend buffer, so waiting costs the sender memory, never latency; a few milliseconds is
+/// long enough for most answers (a Raft append's response) to carry it, and short enough
+/// that a sender holds only a few milliseconds of traffic for want of it.
+pub const ACK_DELAY_DEFAULT: Duration = Duration::from_millis(5);
+
 // A default buffer holds at least a few of the largest messages.
 const _: () = assert!(SEND_BUFFER_BYTES_MAX_DEFAULT >= 4 * DATA_BYTES_MAX);
 
@@ -45,6 +52,12 @@ pub struct PeerSettings {
     pub ping_interval: Duration,
     /// A link that receives nothing for this long (or cannot write) is closed.
     pub idle_timeout: Duration,
+    /// How long a link may take to answer a probe (sent when another connection claims the
+    /// same peer) before it counts as dead and the other connection replaces it.
+    pub probe_timeout: Duration,
+    /// How long an acknowledgement may wait for a Data frame to carry it (see
+    /// [`ACK_DELAY_DEFAULT`]); zero acknowledges at once.
+    pub ack_delay: Duration,
 }
 
 impl Default for PeerSettings {
@@ -63,6 +76,8 @@ impl Default for PeerSettings {
             handshake_timeout: Duration::from_secs(5),
             ping_interval: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(20),
+            probe_timeout: Duration::from_secs(2),
+            ack_delay: ACK_DELAY_DEFAULT,
         }
     }
 }
@@ -75,7 +90,7 @@ impl PeerSettings {
         let ms = " ms";
         let data_max = count(DATA_BYTES_MAX);
         #[rustfmt::skip] // one setting per line reads as a table
-        let bounds: [(&'static str, u128, u128, u128, &'static str); 13] = [
+        let bounds: [(&'static str, u128, u128, u128, &'static str); 15] = [
             ("send_buffer_bytes_max", count(self.send_buffer_bytes_max), data_max, 1 << 32, " B"),
             ("send_buffer_frames_max", count(self.send_buffer_frames_max), 1, 1 << 20, ""),
             ("peers_max", count(self.peers_max), 1, 65_536, ""),
@@ -89,6 +104,8 @@ impl PeerSettings {
             ("handshake_timeout", millis(self.handshake_timeout), 10, 600_000, ms),
             ("ping_interval", millis(self.ping_interval), 10, 600_000, ms),
             ("idle_timeout", millis(self.idle_timeout), 20, 3_600_000, ms),
+            ("probe_timeout", millis(self.probe_timeout), 10, 600_000, ms),
+            ("ack_delay", millis(self.ack_delay), 0, 1_000, ms),
         ];
         for (field, value, min, max, unit) in bounds {
             if !(min..=max).contains(&value) {
@@ -104,6 +121,11 @@ impl PeerSettings {
         if self.backoff_initial > self.backoff_max {
             return Err(ConfigError::Inconsistent(
                 "peer backoff_initial must not exceed backoff_max",
+            ));
+        }
+        if self.probe_timeout > self.idle_timeout {
+            return Err(ConfigError::Inconsistent(
+                "peer probe_timeout must not exceed idle_timeout, which already ends dead links",
             ));
         }
         if self.ping_interval * 2 > self.idle_timeout {
@@ -139,6 +161,8 @@ mod tests {
             ("idle_timeout", |s| {
                 s.idle_timeout = Duration::from_secs(86_400)
             }),
+            ("probe_timeout", |s| s.probe_timeout = Duration::ZERO),
+            ("ack_delay", |s| s.ack_delay = Duration::from_secs(2)),
         ];
         for (field, edit) in out_of_range {
             let mut settings = PeerSettings::default();
@@ -151,6 +175,7 @@ mod tests {
         let contradictions: &[Edit] = &[
             |s| s.backoff_initial = s.backoff_max + Duration::from_millis(1),
             |s| s.ping_interval = s.idle_timeout,
+            |s| s.probe_timeout = s.idle_timeout + Duration::from_millis(1),
         ];
         for edit in contradictions {
             let mut settings = PeerSettings::default();

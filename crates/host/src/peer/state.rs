@@ -1,12 +1,13 @@
 //! The transport's shared state and its rules, without I/O: what a send does when a buffer
-//! is full, which of two connections to a peer survives, when a peer is abandoned.
+//! is full, which connection a peer uses (`admission.rs`), when a peer is abandoned.
 //!
 //! One `std::sync::Mutex` guards it; nobody holds it across an `.await`.
+
+mod admission;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -16,26 +17,8 @@ use super::book::AddressBook;
 use super::queue::{ReceiveWindow, SendQueue};
 use super::wire::DATA_BYTES_MAX;
 use super::{PeerId, PeerSettings, SendRefusal};
-
-/// What one link's tasks and the rest of the transport say to each other.
-#[derive(Debug, Default)]
-pub struct LinkControl {
-    /// The writer has frames or an acknowledgement to write.
-    pub wake: Notify,
-    /// Another connection replaced this one: close.
-    pub close: Notify,
-    /// The cumulative acknowledgement the writer owes the remote.
-    pub ack_owed: AtomicU64,
-}
-
-/// The connection a peer uses now.
-#[derive(Debug)]
-pub struct LinkEntry {
-    id: u64,
-    dialed_by_local: bool,
-    incarnation: u64,
-    control: Arc<LinkControl>,
-}
+use admission::LinkEntry;
+pub use admission::{Admission, Admitted, LinkControl};
 
 /// Everything kept for one remote peer.
 #[derive(Debug)]
@@ -49,26 +32,11 @@ pub struct Peer {
     /// Wakes the peer's dialer task; also tells that task it is still the peer's task.
     wake_dialer: Arc<Notify>,
     remote_incarnation: Option<u64>,
+    /// The probe of its link under way, if any (one at a time).
+    probing: Option<u64>,
     ever_linked: bool,
     unreachable_since: Option<Instant>,
     dial_failures: u32,
-}
-
-/// A link the state admitted.
-#[derive(Debug)]
-pub struct Admitted {
-    /// The link's id, to release it with.
-    pub id: u64,
-    /// The link's control block.
-    pub control: Arc<LinkControl>,
-    /// The peer's receive window.
-    pub receive: Arc<tokio::sync::Mutex<ReceiveWindow>>,
-    /// The link this one replaced, which must close.
-    pub replaced: Option<Arc<LinkControl>>,
-    /// Frames dropped because the remote restarted (`Some` if it did).
-    pub restarted: Option<usize>,
-    /// The peer had a link before.
-    pub reconnect: bool,
 }
 
 /// What a peer's dialer task should do next.
@@ -101,6 +69,7 @@ pub struct State {
     /// Set once at shutdown: every send and link is refused from then on.
     pub stopping: bool,
     next_link_id: u64,
+    next_probe: u64,
 }
 
 impl State {
@@ -115,6 +84,7 @@ impl State {
             unstarted: Vec::new(),
             stopping: false,
             next_link_id: 1,
+            next_probe: 1,
         }
     }
 
@@ -151,62 +121,6 @@ impl State {
         };
         self.owe_reset(peer_id);
         Err(refusal)
-    }
-
-    /// Admits a link to `remote` that finished its Hello exchange, or refuses it.
-    ///
-    /// The simultaneous-connection rule: a peer keeps one link. A new link replaces the
-    /// current one when the remote's incarnation changed (it restarted) or when the same side
-    /// dialed both (that side gave up on the old one). When the two sides each dialed one,
-    /// both hosts keep the link dialed by the lower peer id, so they agree without talking.
-    pub fn admit(
-        &mut self,
-        remote: PeerId,
-        dialed_by_local: bool,
-        incarnation: u64,
-    ) -> Result<Admitted, &'static str> {
-        if self.stopping {
-            return Err("shutting down");
-        }
-        let local = self.local;
-        let id = self.next_link_id;
-        let Some(peer) = self.entry(remote) else {
-            return Err("the peer table is full");
-        };
-        if let Some(current) = &peer.link {
-            let initiator = if dialed_by_local { local } else { remote };
-            let both_dialed = current.dialed_by_local != dialed_by_local;
-            if current.incarnation == incarnation && both_dialed && initiator != local.min(remote) {
-                return Err("keeping the link dialed by the lower peer id");
-            }
-        }
-        let restarted = match peer.remote_incarnation {
-            Some(previous) if previous != incarnation => Some(peer.queue.drop_all()),
-            _ => None,
-        };
-        peer.remote_incarnation = Some(incarnation);
-        let reconnect = std::mem::replace(&mut peer.ever_linked, true);
-        let control = Arc::new(LinkControl::default());
-        let entry = LinkEntry {
-            id,
-            dialed_by_local,
-            incarnation,
-            control: control.clone(),
-        };
-        let replaced = peer.link.replace(entry).map(|old| old.control);
-        let receive = peer.receive.clone();
-        self.next_link_id += 1;
-        if restarted.is_some() {
-            self.owe_reset(remote);
-        }
-        Ok(Admitted {
-            id,
-            control,
-            receive,
-            replaced,
-            restarted,
-            reconnect,
-        })
     }
 
     /// Removes link `link_id` if it is still `peer_id`'s link; wakes the dialer if so.
@@ -309,7 +223,15 @@ impl State {
         self.peers.get(&peer_id).map_or(0, |peer| peer.queue.len())
     }
 
-    fn owe_reset(&mut self, peer_id: PeerId) {
+    /// The highest sequence number ever handed to a link to `peer_id` (for its Hello).
+    pub fn sent_through(&self, peer_id: PeerId) -> u64 {
+        self.peers
+            .get(&peer_id)
+            .map_or(0, |peer| peer.queue.sent_through())
+    }
+
+    /// Owes the local enclave a `ResetPeer` for `peer_id` (wake the courier after).
+    pub fn owe_reset(&mut self, peer_id: PeerId) {
         // Bounded like the peer table: a reset for a peer beyond it is still owed, but only
         // `peers_max` can wait at once (the courier drains them as fast as the enclave takes).
         if self.resets_owed.len() < self.settings.peers_max {
@@ -345,6 +267,7 @@ impl State {
                 link: None,
                 wake_dialer,
                 remote_incarnation: None,
+                probing: None,
                 ever_linked: false,
                 unreachable_since: None,
                 dial_failures: 0,

@@ -2,10 +2,11 @@
 //! one into a [`Frame`]. Nothing past [`read_frame`] sees an unchecked field.
 //!
 //! ```text
-//!  ┌──────────────┬────────────────────────────────────────────┐
-//!  │ length: u32  │ TransportFrame (protobuf), `length` bytes  │   length ∈ 1..=frame_bytes_max
-//!  │ big-endian   │ Hello | Data{seq, bytes} | Ack{seq} | Ping │
-//!  └──────────────┴────────────────────────────────────────────┘
+//!  ┌──────────────┬──────────────────────────────────────────────┐
+//!  │ length: u32  │ TransportFrame (protobuf), `length` bytes    │  length ∈ 1..=frame_bytes_max
+//!  │ big-endian   │ Hello | Data{seq, bytes, ack} | Ack{seq}     │
+//!  │              │ | Ping{probe} | Pong{probe}                  │
+//!  └──────────────┴──────────────────────────────────────────────┘
 //! ```
 
 use std::net::SocketAddr;
@@ -17,7 +18,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use super::{PeerError, PeerId};
 
 /// The one protocol version this build speaks.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 /// Room for the door's envelope around peer data: `UntrustedMessage{PeerMessage{peer_id,
 /// data}}` needs 42 bytes (tested below); the core leaves 128 for it too.
 const ENVELOPE_BYTES_MAX: usize = 128;
@@ -25,8 +26,9 @@ const ENVELOPE_BYTES_MAX: usize = 128;
 /// the receiving enclave's door once wrapped, so it could never be delivered.
 pub const DATA_BYTES_MAX: usize =
     cloister_enclave::UNTRUSTED_MESSAGE_BYTES_MAX - ENVELOPE_BYTES_MAX;
-/// Room for a `Data` frame's own fields around its bytes (tags, varints).
-const DATA_OVERHEAD_BYTES_MAX: usize = 32;
+/// Room for a `Data` frame's own fields around its bytes: the frame's tag and length (6),
+/// `seq` and `ack` (11 each), the bytes' tag and length (6), with room to spare.
+const DATA_OVERHEAD_BYTES_MAX: usize = 48;
 /// The largest frame accepted once a connection's Hello exchange is done.
 pub const FRAME_BYTES_MAX: usize = DATA_BYTES_MAX + DATA_OVERHEAD_BYTES_MAX;
 /// Entries of `Hello.known_peers` at most.
@@ -54,6 +56,8 @@ pub struct Hello {
     pub known_peers: Vec<(PeerId, SocketAddr)>,
     /// The sender only wants the answering Hello.
     pub discovery_only: bool,
+    /// The highest sequence number the sender ever handed a connection to the receiver.
+    pub sent_through: u64,
 }
 
 /// One checked frame.
@@ -67,14 +71,24 @@ pub enum Frame {
         seq: u64,
         /// The enclave's bytes.
         bytes: Vec<u8>,
+        /// A cumulative acknowledgement carried along, as in [`Frame::Ack`] (0: none).
+        ack: u64,
     },
     /// Every `Data` up to `seq` was handed to the receiver's enclave.
     Ack {
         /// The cumulative sequence number.
         seq: u64,
     },
-    /// Liveness only.
-    Ping,
+    /// Liveness; a nonzero `probe` asks for a [`Frame::Pong`] with the same number.
+    Ping {
+        /// 0, or the number to answer.
+        probe: u64,
+    },
+    /// The answer to a probe.
+    Pong {
+        /// The probe's number (never 0).
+        probe: u64,
+    },
 }
 
 impl Frame {
@@ -95,10 +109,13 @@ impl Frame {
                 Ok(Frame::Data {
                     seq: data.seq,
                     bytes: data.bytes,
+                    ack: data.ack,
                 })
             }
             Some(Kind::Ack(ack)) => Ok(Frame::Ack { seq: ack.seq }),
-            Some(Kind::Ping(_)) => Ok(Frame::Ping),
+            Some(Kind::Ping(ping)) => Ok(Frame::Ping { probe: ping.probe }),
+            Some(Kind::Pong(pong)) if pong.probe == 0 => Err("a Pong to probe 0".to_owned()),
+            Some(Kind::Pong(pong)) => Ok(Frame::Pong { probe: pong.probe }),
             None => Err("a frame of unknown kind".to_owned()),
         }
     }
@@ -133,6 +150,7 @@ fn check_hello(hello: proto::Hello) -> Result<Hello, String> {
         incarnation: hello.incarnation,
         known_peers,
         discovery_only: hello.discovery_only,
+        sent_through: hello.sent_through,
     })
 }
 
@@ -175,6 +193,7 @@ pub fn encode_hello(hello: &Hello) -> Vec<u8> {
         incarnation: hello.incarnation,
         known_peers,
         discovery_only: hello.discovery_only,
+        sent_through: hello.sent_through,
     }))
 }
 
@@ -234,6 +253,7 @@ mod tests {
             incarnation: 99,
             known_peers: vec![(PeerId::from([4; 32]), "[::1]:7001".parse().unwrap())],
             discovery_only: false,
+            sent_through: 12,
         }
     }
 
@@ -248,12 +268,33 @@ mod tests {
         assert_eq!(frame, Frame::Hello(hello()));
         assert_eq!(size, bytes.len());
         let data = encode(Kind::Data(proto::Data {
-            seq: 7,
+            seq: u64::MAX,
             bytes: vec![1; DATA_BYTES_MAX],
+            ack: u64::MAX,
         }));
-        assert!(data.len() <= 4 + FRAME_BYTES_MAX);
+        assert!(data.len() <= 4 + FRAME_BYTES_MAX, "the largest Data fits");
         let (frame, _) = read(&data, FRAME_BYTES_MAX).await.unwrap();
-        assert!(matches!(frame, Frame::Data { seq: 7, bytes } if bytes.len() == DATA_BYTES_MAX));
+        assert!(matches!(
+            frame,
+            Frame::Data { seq: u64::MAX, bytes, ack: u64::MAX } if bytes.len() == DATA_BYTES_MAX
+        ));
+        let probes = [
+            (
+                Kind::Ping(proto::Ping { probe: 0 }),
+                Frame::Ping { probe: 0 },
+            ),
+            (
+                Kind::Ping(proto::Ping { probe: 9 }),
+                Frame::Ping { probe: 9 },
+            ),
+            (
+                Kind::Pong(proto::Pong { probe: 9 }),
+                Frame::Pong { probe: 9 },
+            ),
+        ];
+        for (kind, expected) in probes {
+            assert_eq!(read(&encode(kind), 100).await.unwrap().0, expected);
+        }
     }
 
     #[tokio::test]
@@ -268,11 +309,14 @@ mod tests {
             encode(Kind::Data(proto::Data {
                 seq: 0,
                 bytes: vec![],
+                ack: 0,
             })),
             encode(Kind::Data(proto::Data {
                 seq: 1,
                 bytes: vec![0; DATA_BYTES_MAX + 1],
+                ack: 0,
             })),
+            encode(Kind::Pong(proto::Pong { probe: 0 })),
             {
                 let mut frame = TransportFrame::default().encode_to_vec();
                 frame.splice(0..0, (frame.len() as u32 + 1).to_be_bytes());
@@ -298,7 +342,7 @@ mod tests {
         };
         type Edit = fn(&mut proto::Hello);
         let edits: &[Edit] = &[
-            |h| h.protocol_version = 2,
+            |h| h.protocol_version = PROTOCOL_VERSION + 1,
             |h| h.peer_id.truncate(31),
             |h| h.listen_addr = "localhost:7000".to_owned(),
             |h| h.listen_addr = format!("{}:1", "1".repeat(70)),
@@ -347,6 +391,7 @@ mod tests {
             incarnation: u64::MAX,
             known_peers: vec![(PeerId::from([0xff; 32]), long_addr); KNOWN_PEERS_MAX],
             discovery_only: true,
+            sent_through: u64::MAX,
             ..hello()
         };
         assert!(encode_hello(&largest).len() - 4 <= HELLO_BYTES_MAX);

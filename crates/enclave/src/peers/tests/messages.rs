@@ -147,6 +147,7 @@ fn oversized_and_invalid_sends_change_nothing() {
         measurement: [0; 32],
         simulated: true,
         group_config: None,
+        minimums: &crate::minimums::Minimums::NONE,
         now_unix_secs: 0,
         seed: [0; 32],
     });

@@ -107,6 +107,7 @@ impl Node {
             measurement: self.measurement,
             simulated: self.simulated,
             group_config: self.group,
+            minimums: &crate::minimums::Minimums::NONE,
             now_unix_secs: self.now,
             seed,
         };

@@ -190,6 +190,7 @@ fn raw_hello(byte: u8) -> Vec<u8> {
         incarnation: 5,
         known_peers: vec![],
         discovery_only: false,
+        sent_through: 0,
     };
     wire::encode_hello(&hello)
 }
@@ -204,12 +205,14 @@ async fn garbage_is_refused_and_the_good_peer_is_still_served() {
     let data_before_hello = wire::encode(Kind::Data(proto::Data {
         seq: 1,
         bytes: b"x".to_vec(),
+        ack: 0,
     }));
     let bad_after_hello = [
         raw_hello(3),
         wire::encode(Kind::Data(proto::Data {
             seq: 0,
             bytes: vec![],
+            ack: 0,
         })),
     ]
     .concat();

@@ -1,9 +1,11 @@
 //! Transports on loopback (ports chosen by the OS), with timings shrunk so failures and
 //! recoveries take milliseconds. Every wait is bounded by [`WAIT`].
 
+mod acks;
 mod delivery;
 mod discovery;
 mod faults;
+mod impostors;
 mod node;
 mod sequencing;
 
@@ -34,6 +36,7 @@ fn fast() -> PeerSettings {
         handshake_timeout: Duration::from_secs(2),
         ping_interval: Duration::from_millis(200),
         idle_timeout: Duration::from_secs(2),
+        probe_timeout: Duration::from_millis(500),
         ..PeerSettings::default()
     }
 }
@@ -221,27 +224,30 @@ struct RawPeer {
 }
 
 impl RawPeer {
-    fn hello(byte: u8, incarnation: u64) -> Vec<u8> {
+    /// A Hello from peer `byte` of `incarnation` that has sent up to `sent_through`.
+    fn hello(byte: u8, incarnation: u64, sent_through: u64) -> Vec<u8> {
         wire::encode_hello(&wire::Hello {
             peer_id: id(byte),
             listen_addr: None,
             incarnation,
             known_peers: vec![],
             discovery_only: false,
+            sent_through,
         })
     }
 
-    /// Dials `addr` as peer `byte` of `incarnation`.
-    async fn dial(addr: SocketAddr, byte: u8, incarnation: u64) -> RawPeer {
+    /// Dials `addr` as peer `byte` of `incarnation` that has sent up to `sent_through`.
+    async fn dial(addr: SocketAddr, byte: u8, incarnation: u64, sent_through: u64) -> RawPeer {
         let mut raw = RawPeer {
             stream: TcpStream::connect(addr).await.unwrap(),
         };
-        raw.write(&Self::hello(byte, incarnation)).await;
+        raw.write(&Self::hello(byte, incarnation, sent_through))
+            .await;
         assert!(matches!(raw.next_frame().await, Frame::Hello(_)));
         raw
     }
 
-    /// Accepts one connection on `listener` as peer `byte` of `incarnation`.
+    /// Accepts one connection on `listener` as peer `byte` of `incarnation` (nothing sent).
     async fn accept(listener: &TcpListener, byte: u8, incarnation: u64) -> RawPeer {
         let (stream, _) = tokio::time::timeout(WAIT, listener.accept())
             .await
@@ -249,7 +255,7 @@ impl RawPeer {
             .unwrap();
         let mut raw = RawPeer { stream };
         assert!(matches!(raw.next_frame().await, Frame::Hello(_)));
-        raw.write(&Self::hello(byte, incarnation)).await;
+        raw.write(&Self::hello(byte, incarnation, 0)).await;
         raw
     }
 
@@ -261,6 +267,7 @@ impl RawPeer {
         let data = cloister_proto::transport::Data {
             seq,
             bytes: bytes.to_vec(),
+            ack: 0,
         };
         self.write(&wire::encode(
             cloister_proto::transport::transport_frame::Kind::Data(data),
@@ -276,12 +283,12 @@ impl RawPeer {
         .await;
     }
 
-    /// The next frame that is not a Ping.
+    /// The next frame that is not a keepalive Ping (probes are returned).
     async fn next_frame(&mut self) -> Frame {
         loop {
             let read = wire::read_frame(&mut self.stream, FRAME_BYTES_MAX);
             let (frame, _) = tokio::time::timeout(WAIT, read).await.unwrap().unwrap();
-            if frame != Frame::Ping {
+            if frame != (Frame::Ping { probe: 0 }) {
                 return frame;
             }
         }

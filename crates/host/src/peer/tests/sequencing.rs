@@ -5,7 +5,9 @@ use super::*;
 #[tokio::test]
 async fn the_receiver_delivers_each_sequence_number_once_and_starts_over_on_a_restart() {
     let mut bob = Host::start(2, fast()).await;
-    let mut raw = RawPeer::dial(bob.addr(), 7, 42).await;
+    let mut raw = RawPeer::dial(bob.addr(), 7, 42, 0).await;
+    // A link opens with an Ack: where Bob's window stands (nothing from 7 yet).
+    assert_eq!(raw.next_frame().await, Frame::Ack { seq: 0 });
     for (seq, bytes) in [(1, b"a"), (2, b"b"), (3, b"c")] {
         raw.data(seq, bytes).await;
     }
@@ -16,7 +18,7 @@ async fn the_receiver_delivers_each_sequence_number_once_and_starts_over_on_a_re
     while raw.next_frame().await != (Frame::Ack { seq: 3 }) {}
     drop(raw);
     // The same process reconnects: Bob first says what it has, then drops the copies.
-    let mut raw = RawPeer::dial(bob.addr(), 7, 42).await;
+    let mut raw = RawPeer::dial(bob.addr(), 7, 42, 3).await;
     assert_eq!(raw.next_frame().await, Frame::Ack { seq: 3 });
     for (seq, bytes) in [(2, b"b"), (3, b"c"), (4, b"d")] {
         raw.data(seq, bytes).await;
@@ -27,7 +29,8 @@ async fn the_receiver_delivers_each_sequence_number_once_and_starts_over_on_a_re
     drop(raw);
     // A new process (incarnation) numbers from 1 again: delivered, and Bob's enclave is told
     // to reset the channel, since frames in flight may have been lost.
-    let mut raw = RawPeer::dial(bob.addr(), 7, 43).await;
+    let mut raw = RawPeer::dial(bob.addr(), 7, 43, 0).await;
+    assert_eq!(raw.next_frame().await, Frame::Ack { seq: 0 });
     raw.data(1, b"fresh").await;
     let mut events = vec![bob.next_event().await, bob.next_event().await];
     events.sort_by_key(|event| matches!(event, PeerEvent::Message { .. }));
@@ -55,8 +58,10 @@ async fn the_sender_resends_unacknowledged_frames_in_order_after_a_reconnect() {
     let data = |seq: u64, bytes: &[u8]| Frame::Data {
         seq,
         bytes: bytes.to_vec(),
+        ack: 0,
     };
     let mut raw = RawPeer::accept(&listener, 7, 42).await;
+    assert_eq!(raw.next_frame().await, Frame::Ack { seq: 0 });
     assert_eq!(raw.next_frame().await, data(1, b"a"));
     assert_eq!(raw.next_frame().await, data(2, b"b"));
     assert_eq!(raw.next_frame().await, data(3, b"c"));
@@ -68,6 +73,7 @@ async fn the_sender_resends_unacknowledged_frames_in_order_after_a_reconnect() {
     drop(raw);
     // Frames 2 and 3 were never acknowledged: Alice redials and sends them again, in order.
     let mut raw = RawPeer::accept(&listener, 7, 42).await;
+    assert_eq!(raw.next_frame().await, Frame::Ack { seq: 0 });
     assert_eq!(raw.next_frame().await, data(2, b"b"));
     assert_eq!(raw.next_frame().await, data(3, b"c"));
     assert_eq!(alice.counter(Counter::PeerResends), 2);
