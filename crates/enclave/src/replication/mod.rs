@@ -20,6 +20,10 @@ use raft::{RawNode, StateRole};
 pub use self::storage::{EnclaveStorage, EntrySizes};
 use crate::Error;
 
+/// Entries every member holds are dropped this many at a time at least (see
+/// [`Replication::advance_apply`]).
+pub const COMPACT_ENTRIES_MIN: u64 = 1024;
+
 /// Largest raft message accepted from a peer (entries are capped well below this).
 pub const RAFT_MESSAGE_BYTES_MAX: usize = 16 * 1024 * 1024;
 
@@ -236,7 +240,17 @@ impl Replication {
     pub fn advance_apply(&mut self) {
         self.node.advance_apply();
         let applied = self.node.raft.raft_log.applied;
-        let budget_point = self.sizes.index_to_fit(self.log_bytes_max / 2).unwrap_or(0);
+        // raft-rs's MemStorage drops a prefix by moving every entry it keeps, so trimming one
+        // entry per apply would copy the whole tail each time: on a follower holding a few
+        // hundred thousand entries, that alone saturated a core at a few hundred writes/s.
+        // So the tail is trimmed in chunks: once it outgrows half the cap, down to three
+        // eighths of it; and entries every member holds, [`COMPACT_ENTRIES_MIN`] at a time.
+        let half = self.log_bytes_max / 2;
+        let budget_point = if self.sizes.total() > half {
+            self.sizes.index_to_fit(half - half / 4).unwrap_or(0)
+        } else {
+            0
+        };
         let held_by_all = if self.is_leader() {
             let progress = self.node.raft.prs();
             // Not `matched + 1`: the next append to the slowest member (say, after a lost
@@ -246,11 +260,16 @@ impl Replication {
         } else {
             0
         };
+        let first = self.first_index();
+        let held_by_all = if held_by_all >= first + COMPACT_ENTRIES_MIN {
+            held_by_all
+        } else {
+            0
+        };
         self.compact(budget_point.max(held_by_all).min(applied));
     }
 
     /// The first index still in the log.
-    #[cfg(test)]
     pub fn first_index(&self) -> u64 {
         raft::Storage::first_index(self.node.store()).unwrap_or(0)
     }

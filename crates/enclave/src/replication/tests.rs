@@ -257,6 +257,40 @@ fn a_follower_that_missed_entries_the_others_applied_catches_up() {
         cluster.applied[2], cluster.applied[1],
         "the same entries, in order"
     );
-    // Once every member holds everything, the leader compacts up to its last entry.
-    assert_eq!(cluster.replica(1).first_index(), commit);
+    // What every member holds is dropped in chunks, never more than a chunk kept.
+    assert!(commit - cluster.replica(1).first_index() < COMPACT_ENTRIES_MIN);
+}
+
+#[test]
+fn the_applied_tail_is_trimmed_in_chunks_not_one_entry_per_apply() {
+    let mut config = group();
+    config.log_bytes_max = 64 * 1024;
+    let mut leader = Replication::create(1, &config).unwrap();
+    let settle = |leader: &mut Replication| {
+        while leader.has_ready() {
+            leader.ready();
+            leader.advance_apply();
+        }
+    };
+    settle(&mut leader);
+    let half = config.log_bytes_max / 2;
+    let mut trims = 0;
+    let mut first = leader.first_index();
+    for _ in 0..400 {
+        leader.propose(vec![7; 1000]).unwrap();
+        settle(&mut leader);
+        assert!(
+            leader.log_bytes() <= half,
+            "{} bytes held",
+            leader.log_bytes()
+        );
+        if leader.first_index() != first {
+            trims += 1;
+            // A trim takes the tail down to three eighths of the cap, not just under half.
+            assert!(leader.log_bytes() <= half - half / 4 + 1000);
+            first = leader.first_index();
+        }
+    }
+    // 400 KB through a 32 KB tail: a trim every eighth of the cap, about 50, not 370.
+    assert!((30..=60).contains(&trims), "{trims} trims");
 }
