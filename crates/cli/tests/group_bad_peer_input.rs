@@ -153,8 +153,8 @@ async fn garbage_on_peer_ports_leaves_the_group_serving() {
         }
 
         // A stranger claiming to be the leader, talking to a follower: it announces a
-        // useless address and sends junk as the leader's enclave. The follower's real link
-        // to the leader may be disturbed; the group must recover by itself.
+        // useless address and sends junk as the leader's enclave. The follower keeps its
+        // working link to the leader (it answers the probe), and the group keeps serving.
         let started = Instant::now();
         let mut impostor = RawPeer::connect(group.node(follower).peer_addr.unwrap()).await;
         impostor
