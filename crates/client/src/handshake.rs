@@ -15,7 +15,7 @@ use cloister_proto::svr2::client::ClientHandshakeStart;
 use snow::HandshakeState;
 
 use crate::channel::{HANDSHAKE_HASH_BYTES, NoiseChannel};
-use crate::resolver::ClientResolver;
+use crate::resolver::client_resolver;
 use crate::{Error, Result};
 
 /// The client Noise protocol of a group without `client_pq` (SVR2's default).
@@ -108,7 +108,7 @@ pub(crate) fn start_handshake(
 ) -> Result<(ExpectHandshakeReply, Vec<u8>)> {
     let pattern = enclave.handshake();
     let mut handshake =
-        snow::Builder::with_resolver(pattern.params(), Box::new(ClientResolver::new()?))
+        snow::Builder::with_resolver(pattern.params(), Box::new(client_resolver()?))
             .remote_public_key(enclave.public_key())
             .and_then(|builder| builder.build_initiator())
             .map_err(|error| noise_error("building the initiator", error))?;

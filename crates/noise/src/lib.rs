@@ -31,9 +31,11 @@
 
 mod handshake;
 mod kem;
+mod resolver;
 
 pub use handshake::{ClientHandshake, NOISE_MESSAGE_BYTES_MAX, NOISE_TAG_BYTES, X25519_KEY_BYTES};
 pub use kem::{KEM_CIPHERTEXT_BYTES, KEM_PUBLIC_KEY_BYTES, KEM_SHARED_SECRET_BYTES, MlKem1024};
+pub use resolver::Resolver;
 
 #[cfg(test)]
 mod tests;

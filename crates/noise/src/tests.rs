@@ -3,37 +3,14 @@
 
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
-use snow::params::{CipherChoice, DHChoice, HashChoice, KemChoice};
+use snow::params::KemChoice;
 use snow::resolvers::{CryptoResolver, DefaultResolver};
-use snow::types::{Cipher, Dh, Hash, Kem, Random};
+use snow::types::{Kem, Random};
 
 use crate::{
     ClientHandshake, KEM_CIPHERTEXT_BYTES, KEM_PUBLIC_KEY_BYTES, KEM_SHARED_SECRET_BYTES,
-    MlKem1024, NOISE_MESSAGE_BYTES_MAX,
+    MlKem1024, NOISE_MESSAGE_BYTES_MAX, Resolver,
 };
-
-/// snow's defaults, with this crate's KEM seeded by `seed`.
-struct OurKem {
-    seed: [u8; 32],
-}
-
-impl CryptoResolver for OurKem {
-    fn resolve_rng(&self) -> Option<Box<dyn Random>> {
-        DefaultResolver.resolve_rng()
-    }
-    fn resolve_dh(&self, choice: &DHChoice) -> Option<Box<dyn Dh>> {
-        DefaultResolver.resolve_dh(choice)
-    }
-    fn resolve_hash(&self, choice: &HashChoice) -> Option<Box<dyn Hash>> {
-        DefaultResolver.resolve_hash(choice)
-    }
-    fn resolve_cipher(&self, choice: &CipherChoice) -> Option<Box<dyn Cipher>> {
-        DefaultResolver.resolve_cipher(choice)
-    }
-    fn resolve_kem(&self, choice: &KemChoice) -> Option<Box<dyn Kem>> {
-        matches!(choice, KemChoice::Kyber1024).then(|| Box::new(ours(self.seed)) as Box<dyn Kem>)
-    }
-}
 
 fn ours(seed: [u8; 32]) -> MlKem1024 {
     MlKem1024::new(ChaCha20Rng::from_seed(seed))
@@ -234,8 +211,9 @@ fn nkhfs_interoperates_with_pqclean_in_both_roles() {
         .generate_keypair()
         .unwrap();
     let pqclean_side = || snow::Builder::new(handshake.params());
-    let our_side =
-        |seed| snow::Builder::with_resolver(handshake.params(), Box::new(OurKem { seed }));
+    let our_side = |seed| {
+        snow::Builder::with_resolver(handshake.params(), Box::new(Resolver::with_kem_seed(seed)))
+    };
     // The enclave's role is ours: PQClean initiator, our responder.
     let initiator = pqclean_side()
         .remote_public_key(&keys.public)

@@ -14,9 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use cloister_client::ExposeOutcome;
-
-use super::load::{DATA, ERROR_BACKOFF, MAX_TRIES, PIN, Report, probed_servers};
+use super::load::{ERROR_BACKOFF, Report, probed_servers, store_backup};
 use super::stats::Samples;
 use crate::args::{BenchArgs, ClientArgs};
 use crate::exit::Failure;
@@ -110,19 +108,7 @@ async fn store(user: &str, server: &ClientArgs) -> Result<(), Failure> {
         .connect()
         .await
         .map_err(Failure::from_client)?;
-    connection
-        .backup(&DATA, &PIN, MAX_TRIES)
-        .await
-        .map_err(Failure::from_client)?;
-    let exposed = connection
-        .expose(&DATA)
-        .await
-        .map_err(Failure::from_client)?;
+    let stored = store_backup(&mut connection, "fill").await;
     connection.close().await;
-    match exposed {
-        ExposeOutcome::Ok => Ok(()),
-        other => Err(Failure::other(anyhow::anyhow!(
-            "expose answered {other:?} during fill"
-        ))),
-    }
+    stored
 }

@@ -150,21 +150,27 @@ async fn open_loaded(user: &str, args: &ClientArgs, op: BenchOp) -> Result<Conne
         .await
         .map_err(Failure::from_client)?;
     if op != BenchOp::Backup {
-        connection
-            .backup(&DATA, &PIN, MAX_TRIES)
-            .await
-            .map_err(Failure::from_client)?;
-        let exposed = connection
-            .expose(&DATA)
-            .await
-            .map_err(Failure::from_client)?;
-        if !matches!(exposed, ExposeOutcome::Ok) {
-            return Err(Failure::other(anyhow::anyhow!(
-                "expose refused during bench setup"
-            )));
-        }
+        store_backup(&mut connection, "bench setup").await?;
     }
     Ok(connection)
+}
+
+/// Back up [`DATA`] under [`PIN`] and expose it: a user whose secret is stored.
+pub(super) async fn store_backup(connection: &mut Connection, during: &str) -> Result<(), Failure> {
+    connection
+        .backup(&DATA, &PIN, MAX_TRIES)
+        .await
+        .map_err(Failure::from_client)?;
+    let exposed = connection
+        .expose(&DATA)
+        .await
+        .map_err(Failure::from_client)?;
+    match exposed {
+        ExposeOutcome::Ok => Ok(()),
+        other => Err(Failure::other(anyhow::anyhow!(
+            "expose answered {other:?} during {during}"
+        ))),
+    }
 }
 
 /// One measured unit of work; each request's latency is recorded on its own.

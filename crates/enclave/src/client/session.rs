@@ -4,7 +4,9 @@ use cloister_proto::svr2::client::{Request, Response};
 use prost::Message;
 use snow::{HandshakeState, TransportState};
 
-use super::noise::{ClientHandshake, NOISE_MESSAGE_BYTES_MAX, NOISE_TAG_BYTES, SeededResolver};
+use cloister_noise::Resolver;
+
+use super::noise::{ClientHandshake, NOISE_MESSAGE_BYTES_MAX, NOISE_TAG_BYTES};
 use crate::{BackupId, Error};
 
 /// A client session in one of its states.
@@ -32,7 +34,7 @@ impl ExpectHandshake {
         seed: [u8; 32],
     ) -> Result<Self, Error> {
         let handshake =
-            snow::Builder::with_resolver(pattern.params(), Box::new(SeededResolver::new(seed)))
+            snow::Builder::with_resolver(pattern.params(), Box::new(Resolver::seeded(seed)))
                 .local_private_key(static_private)
                 .and_then(|builder| builder.build_responder())
                 .map_err(|error| Error::Internal(format!("building a Noise responder: {error}")))?;

@@ -24,7 +24,7 @@ use super::attestation::verify_handshake;
 use super::connected::Connected;
 use super::{PeerContext, PeerId, PeerLimits, short};
 use crate::Error;
-use crate::client::noise::SeededResolver;
+use cloister_noise::Resolver;
 
 /// The peer handshake: both static keys known in advance.
 pub(crate) const PEER_NOISE_PATTERN: &str = "Noise_KK_25519_ChaChaPoly_SHA256";
@@ -48,7 +48,7 @@ fn build(
     seed: [u8; 32],
     initiator: bool,
 ) -> Result<HandshakeState, Error> {
-    let builder = snow::Builder::with_resolver(peer_params(), Box::new(SeededResolver::new(seed)))
+    let builder = snow::Builder::with_resolver(peer_params(), Box::new(Resolver::seeded(seed)))
         .prologue(PROLOGUE)
         .and_then(|builder| builder.local_private_key(own_private))
         .and_then(|builder| builder.remote_public_key(peer));
