@@ -160,6 +160,13 @@ async fn the_dispatcher_numbers_requests_from_the_enclaves_range_and_stops_when_
     tokio::time::timeout(Duration::from_secs(30), dispatcher.stopped())
         .await
         .unwrap();
+    // `stopped` fires as the worker drops, a moment before its thread returns.
+    for _ in 0..1_000 {
+        if thread.is_finished() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert!(thread.is_finished());
     assert!(matches!(
         dispatcher.status().await,
