@@ -77,6 +77,8 @@ pub struct Enclave {
     pub(crate) peers: PeerChannels,
     /// Serialized evidence binding the peer key and the group (or "no group yet").
     pub(crate) peer_evidence: Vec<u8>,
+    /// What travels beside `peer_evidence` (collateral, certificate chain).
+    pub(crate) peer_endorsements: Vec<u8>,
     pub(crate) transactions: Transactions,
     /// True while a JoinRaft is under way.
     pub(crate) joining: bool,
@@ -129,6 +131,7 @@ impl Enclave {
             counters: Counters::default(),
             peers,
             peer_evidence: Vec::new(),
+            peer_endorsements: Vec::new(),
             transactions: Transactions::default(),
             joining: false,
             peer_times: BTreeMap::new(),
@@ -137,7 +140,8 @@ impl Enclave {
             was_leader: false,
             removed: false,
         };
-        enclave.attest_peer_key();
+        // A platform that cannot attest at start is a platform this core cannot serve from.
+        enclave.attest_peer_key()?;
         Ok(enclave)
     }
 

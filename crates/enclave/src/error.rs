@@ -26,6 +26,9 @@ pub enum Error {
     /// The call belongs to a later stage of Cloister.
     #[error("not supported yet: {0}")]
     NotSupported(&'static str),
+    /// The platform could not produce evidence; the core kept what it had.
+    #[error("platform: {0}")]
+    Platform(String),
     /// The core failed in a way no retry will fix.
     #[error("internal error: {0}")]
     Internal(String),
@@ -36,7 +39,7 @@ impl Error {
     pub fn code(&self) -> ErrorCode {
         match self {
             Error::HostMisbehaved(_) | Error::InvalidArgument(_) => ErrorCode::InvalidArgument,
-            Error::Unavailable(_) => ErrorCode::Unavailable,
+            Error::Unavailable(_) | Error::Platform(_) => ErrorCode::Unavailable,
             Error::ResourceExhausted(_) => ErrorCode::ResourceExhausted,
             Error::NotFound(_) => ErrorCode::NotFound,
             Error::FailedPrecondition(_) => ErrorCode::FailedPrecondition,

@@ -120,7 +120,8 @@ impl Enclave {
             &config,
             &Minimums::NONE,
             self.now_unix_secs,
-        );
+        )
+        .map_err(|error| self.platform_failed("client", error))?;
         self.log(
             EnclaveLogLevel::Info,
             format!("created group {:016x} as its only voter", config.group_id),
@@ -146,8 +147,15 @@ impl Enclave {
             return Ok(done());
         };
         // Sessions already handshaking keep the key they started with; new ones get this one.
-        group.client_key =
-            ClientKey::generate(self.env.as_mut(), &group.config, &group.minimums, now);
+        // When the platform fails, the current key and evidence stay until they expire.
+        match ClientKey::generate(self.env.as_mut(), &group.config, &group.minimums, now) {
+            Ok(key) => group.client_key = key,
+            Err(error) => {
+                let error = self.platform_failed("client", error);
+                self.refresh_peer_attestation();
+                return Err(error);
+            }
+        }
         self.counters.attestation_refreshes += 1;
         self.refresh_peer_attestation();
         self.log(EnclaveLogLevel::Info, "client static key rotated".into());

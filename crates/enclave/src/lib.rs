@@ -78,7 +78,7 @@ pub use crate::db::{
     BACKUP_ID_BYTES, BackupId, DATA_BYTES_MAX, DATA_BYTES_MIN, Database, PIN_BYTES, TRIES_MAX,
     TRIES_MIN,
 };
-pub use crate::env::{Env, InsecureSimulatedEnv};
+pub use crate::env::{Attestation, Env, InsecureSimulatedEnv, PlatformError};
 pub use crate::error::Error;
 pub use crate::host_calls::{
     ELECTION_TICKS_DEFAULT, HEARTBEAT_TICKS_DEFAULT, LOG_BYTES_MAX_DEFAULT, VOTING_REPLICAS_MAX,

@@ -78,13 +78,17 @@ impl Enclave {
             Policy::strict(measurements)
         }
         .with_evidence_age_max_secs(u64::MAX);
-        let verified =
-            cloister_attest::verify(&self.peer_evidence, &[], &policy, self.now_unix_secs)
-                .map_err(|error| {
-                    Error::Internal(format!(
-                        "this replica's own evidence does not verify: {error}"
-                    ))
-                })?;
+        let verified = cloister_attest::verify(
+            &self.peer_evidence,
+            &self.peer_endorsements,
+            &policy,
+            self.now_unix_secs,
+        )
+        .map_err(|error| {
+            Error::Internal(format!(
+                "this replica's own evidence does not verify: {error}"
+            ))
+        })?;
         Ok(verified.claims().attested_values().clone())
     }
 
@@ -104,10 +108,17 @@ impl Enclave {
         group.minimums = merged;
         // The same client key, with evidence binding the new minimums: sessions keep working
         // and every new client sees the limits.
-        group.client_key =
-            group
-                .client_key
-                .reattested(self.env.as_mut(), &group.config, &group.minimums, now);
+        // A platform failure leaves the evidence binding the old limits (clients then see
+        // those); the group's limits themselves changed, as on every replica.
+        match group
+            .client_key
+            .reattested(self.env.as_mut(), &group.config, &group.minimums, now)
+        {
+            Ok(key) => group.client_key = key,
+            Err(error) => {
+                let _ = self.platform_failed("client", error);
+            }
+        }
         self.expire_peers();
         self.refresh_peer_attestation();
         self.log(

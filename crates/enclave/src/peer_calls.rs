@@ -15,8 +15,10 @@ use crate::peers::{PeerContext, PeerEvent, ungrouped_config};
 use crate::replication::Replication;
 
 impl Enclave {
-    /// Evidence binding this replica's peer id and its group (or "no group yet").
-    pub(crate) fn attest_peer_key(&mut self) {
+    /// Evidence binding this replica's peer id and its group (or "no group yet"). When the
+    /// platform fails, the current evidence stays (it expires on its own) and the failure is
+    /// counted, logged and returned.
+    pub(crate) fn attest_peer_key(&mut self) -> Result<(), Error> {
         let (group_config, minimum_limits) = match &self.group {
             Some(group) => (group.config, bound_minimums(&group.minimums)),
             None => (ungrouped_config(self.env.simulated()), None),
@@ -26,7 +28,22 @@ impl Enclave {
             group_config: Some(group_config),
             minimum_limits,
         };
-        self.peer_evidence = self.env.attest(&data, self.now_unix_secs).encode_to_vec();
+        match self.env.attest(&data, self.now_unix_secs) {
+            Ok(attestation) => {
+                self.peer_evidence = attestation.evidence.encode_to_vec();
+                self.peer_endorsements = attestation.endorsements;
+                Ok(())
+            }
+            Err(error) => Err(self.platform_failed("peer", error)),
+        }
+    }
+
+    /// Count and log a platform that failed to attest `what`, as the error to return.
+    pub(crate) fn platform_failed(&mut self, what: &str, error: crate::PlatformError) -> Error {
+        self.counters.attestation_failures += 1;
+        let text = format!("the platform could not attest the {what} key: {error}");
+        self.log(EnclaveLogLevel::Warning, text.clone());
+        Error::Platform(text)
     }
 
     /// Run `call` against the peer channels with a fresh context, then act on its events.
@@ -42,7 +59,7 @@ impl Enclave {
         let no_minimums = Minimums::NONE;
         let context = PeerContext {
             evidence: &self.peer_evidence,
-            endorsements: &[],
+            endorsements: &self.peer_endorsements,
             measurement: self.env.measurement(),
             simulated: self.env.simulated(),
             group_config: self.group.as_ref().map(|group| group.config),
@@ -89,9 +106,12 @@ impl Enclave {
         Ok(())
     }
 
-    /// Re-attest the peer key and tell every connected peer.
+    /// Re-attest the peer key and tell every connected peer (nothing to tell when the
+    /// platform failed: the failure is logged and the old evidence stays until it expires).
     pub(crate) fn refresh_peer_attestation(&mut self) {
-        self.attest_peer_key();
+        if self.attest_peer_key().is_err() {
+            return;
+        }
         let _ = self.with_peers(|peers, context| Ok(peers.refresh_attestation(context)));
     }
 

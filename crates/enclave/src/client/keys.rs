@@ -6,7 +6,7 @@ use prost::Message;
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::Zeroizing;
 
-use crate::Env;
+use crate::env::{Env, PlatformError};
 use crate::minimums::Minimums;
 
 /// What evidence binds for `minimums`: nothing when there are none, so evidence of a group
@@ -40,7 +40,7 @@ impl ClientKey {
         group: &GroupConfig,
         minimums: &Minimums,
         now_unix_secs: u64,
-    ) -> Self {
+    ) -> Result<Self, PlatformError> {
         let mut private = Zeroizing::new([0u8; 32]);
         env.fill_random(private.as_mut());
         Self::attest(env, private, group, minimums, now_unix_secs)
@@ -54,7 +54,7 @@ impl ClientKey {
         group: &GroupConfig,
         minimums: &Minimums,
         now_unix_secs: u64,
-    ) -> Self {
+    ) -> Result<Self, PlatformError> {
         Self::attest(env, self.private.clone(), group, minimums, now_unix_secs)
     }
 
@@ -64,14 +64,14 @@ impl ClientKey {
         group: &GroupConfig,
         minimums: &Minimums,
         now_unix_secs: u64,
-    ) -> Self {
+    ) -> Result<Self, PlatformError> {
         let public = PublicKey::from(&StaticSecret::from(*private)).to_bytes();
         let data = AttestationData {
             public_key: public.to_vec(),
             group_config: Some(*group),
             minimum_limits: bound_minimums(minimums),
         };
-        let evidence = env.attest(&data, now_unix_secs);
+        let attestation = env.attest(&data, now_unix_secs)?;
         let handshake_start = ClientHandshakeStart {
             // SVR2: the key is sent in the clear only for simulated groups; a real client takes
             // it from the attested claims.
@@ -80,15 +80,15 @@ impl ClientKey {
             } else {
                 Vec::new()
             },
-            evidence: evidence.encode_to_vec(),
-            endorsement: Vec::new(),
+            evidence: attestation.evidence.encode_to_vec(),
+            endorsement: attestation.endorsements,
         };
-        Self {
+        Ok(Self {
             private,
             public,
             handshake_start,
             attested_at_unix_secs: now_unix_secs,
-        }
+        })
     }
 
     /// The private half, for building a Noise responder.

@@ -323,8 +323,10 @@ impl Enclave {
             push.applied_term,
             conf_state,
         )?;
+        // A platform failure drops the join like any other (nothing was installed yet).
         let client_key =
-            ClientKey::generate(self.env.as_mut(), &config, &minimums, self.now_unix_secs);
+            ClientKey::generate(self.env.as_mut(), &config, &minimums, self.now_unix_secs)
+                .map_err(|error| self.platform_failed("client", error))?;
         self.db = db;
         self.group = Some(Group {
             config,

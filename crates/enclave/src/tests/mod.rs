@@ -73,7 +73,7 @@ fn db_hash(harness: &mut Harness) -> Vec<u8> {
     }
 }
 
-fn metric(harness: &mut Harness, name: &str) -> u64 {
+pub(super) fn metric(harness: &mut Harness, name: &str) -> u64 {
     let Answer::Metrics(metrics) = harness.call(Call::Metrics(MetricsRequest {})) else {
         panic!()
     };
