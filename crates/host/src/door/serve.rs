@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use cloister_enclave::{Env, InsecureSimulatedEnv};
+use cloister_enclave::{Env, InsecureSimulatedEnv, PlatformError};
 use rand::RngCore;
 use socket2::Socket;
 
@@ -29,31 +29,50 @@ const ACCEPT_POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// is refused as a second host.
 const DETACH_GRACE: Duration = Duration::from_millis(500);
 
-/// The TEE the enclave process runs on: where the core's randomness (and, later, its
-/// attestation evidence) comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Opens a real TEE's `Env` (`cloister-platform` does, for the CLI).
+pub type OpenPlatform = dyn Fn() -> Result<Box<dyn Env>, PlatformError> + Send + Sync;
+
+/// The TEE the enclave process runs on: where the core's randomness and its attestation
+/// evidence come from.
+#[derive(Clone)]
 pub enum EnclaveBackend {
     /// No TEE: randomness from this machine's OS, evidence signed by the simulated platform
     /// key. Insecure, and says so in its evidence.
     InsecureSimulated,
+    /// A real TEE called `name` (`sgx`, `tdx`, `sev-snp`, `nitro`); `open` makes the `Env`
+    /// of the core created when the first host attaches.
+    Platform {
+        /// What the host is told.
+        name: String,
+        /// The platform's `Env`, or why the platform cannot give one.
+        open: Arc<OpenPlatform>,
+    },
+}
+
+impl std::fmt::Debug for EnclaveBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl EnclaveBackend {
     /// The name the host is told (`Attached.backend`).
-    pub fn name(self) -> &'static str {
+    pub fn name(&self) -> &str {
         match self {
             EnclaveBackend::InsecureSimulated => "simulated",
+            EnclaveBackend::Platform { name, .. } => name,
         }
     }
 
     /// A fresh `Env` for a core.
-    pub(crate) fn env(self) -> Box<dyn Env> {
+    pub(crate) fn env(&self) -> Result<Box<dyn Env>, PlatformError> {
         match self {
             EnclaveBackend::InsecureSimulated => {
                 let mut seed = [0u8; 32];
                 rand::rngs::OsRng.fill_bytes(&mut seed);
-                Box::new(InsecureSimulatedEnv::from_seed(seed))
+                Ok(Box::new(InsecureSimulatedEnv::from_seed(seed)))
             }
+            EnclaveBackend::Platform { open, .. } => open(),
         }
     }
 }
@@ -192,7 +211,7 @@ impl EnclaveServer {
                 return None;
             }
         };
-        let (backend, settings) = (self.backend, self.settings);
+        let (backend, settings) = (self.backend.clone(), self.settings);
         // The core moves in and comes back out through the join; a failed spawn drops the
         // closure, and the core with it, so keep it outside until the spawn succeeded.
         let (sender, receiver) = std::sync::mpsc::sync_channel::<Option<Core>>(1);

@@ -71,7 +71,7 @@ pub(crate) fn run(
             return core;
         }
     };
-    let ending = match session.attach(&mut core, backend) {
+    let ending = match session.attach(&mut core, &backend) {
         Ok(()) => match core.as_mut() {
             Some(attached) => session.serve(attached),
             None => Ending::Lost("no core after attaching".into()),
@@ -103,7 +103,7 @@ impl Session {
     }
 
     /// Reads `Attach` and creates the core, or accepts a reattach to the running one.
-    fn attach(&mut self, core: &mut Option<Core>, backend: EnclaveBackend) -> Step<()> {
+    fn attach(&mut self, core: &mut Option<Core>, backend: &EnclaveBackend) -> Step<()> {
         let attach = match self.read()? {
             host_frame::Kind::Attach(attach) => attach,
             _ => return Err(Ending::Refused("the first frame must be Attach".into())),
@@ -111,7 +111,10 @@ impl Session {
         let (requested, init_config) = validate_attach(attach)?;
         let (reattached, first_request_id) = match core {
             None => {
-                let enclave = Enclave::init(&init_config, backend.env()).map_err(|error| {
+                let env = backend.env().map_err(|error| {
+                    Ending::Refused(format!("the {} platform: {error}", backend.name()))
+                })?;
+                let enclave = Enclave::init(&init_config, env).map_err(|error| {
                     Ending::Refused(format!("the core refused the init config: {error}"))
                 })?;
                 *core = Some(Core {

@@ -73,8 +73,15 @@ impl Running {
     }
 
     fn on(address: &EnclaveAddress, dir: Option<TempDir>) -> Running {
-        let server =
-            EnclaveServer::bind(address, EnclaveBackend::InsecureSimulated, settings()).unwrap();
+        Running::with_backend(address, dir, EnclaveBackend::InsecureSimulated)
+    }
+
+    fn with_backend(
+        address: &EnclaveAddress,
+        dir: Option<TempDir>,
+        backend: EnclaveBackend,
+    ) -> Running {
+        let server = EnclaveServer::bind(address, backend, settings()).unwrap();
         let address = server.address().clone();
         let stop = server.stopper();
         let thread = std::thread::spawn(move || server.run());

@@ -173,3 +173,45 @@ async fn the_dispatcher_numbers_requests_from_the_enclaves_range_and_stops_when_
         Err(crate::HostError::EnclaveStopped)
     ));
 }
+
+#[test]
+fn a_platform_backend_gives_the_core_its_env_or_the_host_the_reason_it_cannot() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use cloister_enclave::{InsecureSimulatedEnv, PlatformError};
+
+    // A platform whose device comes and goes (the simulated Env stands in for its evidence).
+    let present = Arc::new(AtomicBool::new(false));
+    let device = present.clone();
+    let backend = EnclaveBackend::Platform {
+        name: "tdx".into(),
+        open: Arc::new(move || {
+            if device.load(Ordering::Relaxed) {
+                Ok(Box::new(InsecureSimulatedEnv::from_seed([5; 32]))
+                    as Box<dyn cloister_enclave::Env>)
+            } else {
+                Err(PlatformError(
+                    "configfs-tsm not found at /sys/kernel/config/tsm/report".into(),
+                ))
+            }
+        }),
+    };
+    let dir = TempDir::new("platform");
+    let address = EnclaveAddress::Unix(dir.path().join("enclave.sock"));
+    let server = Running::with_backend(&address, Some(dir), backend);
+    match server.connect(&init_config(EnclaveLogLevel::Info, NOW)) {
+        Err(DoorError::Refused { reason, .. }) => assert!(
+            reason.contains("the tdx platform: configfs-tsm not found"),
+            "{reason}"
+        ),
+        other => panic!("attached without a platform: {:?}", other.map(|_| ())),
+    }
+    // No core was made: once the device is there, the next host creates one.
+    present.store(true, Ordering::Relaxed);
+    let door = server
+        .connect(&init_config(EnclaveLogLevel::Info, NOW))
+        .unwrap();
+    assert_eq!(door.attachment().backend, "tdx");
+    assert!(!door.attachment().reattached);
+}
