@@ -70,3 +70,23 @@ fn the_enclave_door_seed_splits_into_its_three_messages() {
     assert_eq!(split_messages(&[0, 9, 1, 2]), [&[1, 2][..]]);
     assert!(split_messages(&[5]).is_empty());
 }
+
+#[test]
+fn the_platform_blob_seeds_parse() {
+    // The certificate table seed yields the VCEK, ASK and ARK; the NSM seeds a document and
+    // a refusal: mutations start from inputs that reach the parsers' ends.
+    let table = seed("platform_blobs", "cert_table");
+    assert_eq!(table[0], 0);
+    let endorsements =
+        cloister_platform::sev_snp_endorsements_from_cert_table(&table[1..]).unwrap();
+    assert_eq!(endorsements, sev_endorsements());
+    let document = seed("platform_blobs", "nsm_document");
+    assert_eq!(document[0], 1);
+    assert_eq!(
+        cloister_platform::nitro::attestation_document(&document[1..]).unwrap(),
+        NITRO_DOCUMENT
+    );
+    let error = seed("platform_blobs", "nsm_error");
+    let refused = cloister_platform::nitro::attestation_document(&error[1..]).unwrap_err();
+    assert!(refused.to_string().contains("InvalidArgument"), "{refused}");
+}

@@ -41,6 +41,7 @@ pub mod endorsements;
 mod error;
 mod policy;
 pub mod sim;
+pub mod unverified;
 mod verify;
 
 pub use claims::{Claims, SnpTcb, TcbStatus, Validity, derived_measurement, kind_name};

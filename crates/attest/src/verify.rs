@@ -18,9 +18,9 @@ use crate::{
     AttestError, ENDORSEMENTS_BYTES_MAX, EVIDENCE_BYTES_MAX, MEASUREMENT_BYTES, Policy, sim,
 };
 
-mod dcap;
-mod nitro;
-mod sev_snp;
+pub(crate) mod dcap;
+pub(crate) mod nitro;
+pub(crate) mod sev_snp;
 mod x509;
 
 /// The hash that binds `attestation_data`: SHA-256 over its exact serialized bytes.

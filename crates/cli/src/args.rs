@@ -36,6 +36,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Check attestation evidence by hand (`attest verify`).
     Attest(crate::attest::AttestArgs),
+    /// Run the deterministic simulator: a seed, a range of seeds, or a soak.
+    Sim(crate::sim::SimArgs),
 }
 
 #[derive(Debug, Args)]
@@ -53,9 +55,22 @@ pub struct EnclaveArgs {
     /// Where the host connects: unix:PATH, tcp:IP:PORT or vsock:CID:PORT (CID may be "any").
     #[arg(long)]
     pub listen: EnclaveAddress,
-    /// Run on the simulated (insecure) TEE backend; required until hardware backends exist.
+    /// The TEE to produce evidence on: sgx (Gramine), tdx or sev-snp (configfs-tsm), nitro
+    /// (the NSM).
+    #[arg(long, conflicts_with = "simulated")]
+    pub backend: Option<cloister_platform::Backend>,
+    /// Run on the simulated (insecure) TEE backend instead: no hardware, no security.
     #[arg(long)]
     pub simulated: bool,
+    /// Where the backend's device is, if not its standard place (/dev/attestation,
+    /// /sys/kernel/config/tsm/report, /dev/nsm).
+    #[arg(long, requires = "backend")]
+    pub device_root: Option<PathBuf>,
+    /// Endorsements to hand out beside the evidence: DCAP collateral JSON (sgx, tdx; read
+    /// again at every attestation) or a PEM file of VCEK, ASK, ARK (sev-snp, when the host
+    /// gives no certificate table).
+    #[arg(long, requires = "backend")]
+    pub endorsements: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

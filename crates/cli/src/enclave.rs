@@ -4,6 +4,8 @@
 //!
 //! ```text
 //!  cloister enclave --listen unix:/run/cloister/enclave.sock --simulated
+//!  cloister enclave --listen vsock:any:7000 --backend nitro
+//!  cloister enclave --listen tcp:0.0.0.0:7000 --backend tdx --endorsements collateral.json
 //!  cloister node --dev --enclave-socket unix:/run/cloister/enclave.sock
 //! ```
 //!
@@ -15,24 +17,48 @@ use cloister_host::door::{
     EnclaveAddress, EnclaveBackend, EnclaveServer, RemoteDoor, RemoteSettings, ServeSettings,
 };
 use cloister_host::shutdown_signal;
+use cloister_platform::PlatformSettings;
+use std::sync::Arc;
 
 use crate::args::EnclaveArgs;
 use crate::exit::{Failure, Outcome};
 
-/// Why `cloister enclave` needs `--simulated` today.
-pub const NO_HARDWARE_BACKEND: &str = "no hardware TEE backend in this build: the evidence \
-    producers (Nitro NSM, configfs-tsm for SEV-SNP and TDX, Gramine for SGX) are not built \
-    yet; pass --simulated to run the core on the insecure simulated backend";
+/// What `cloister enclave` says when it is not told which TEE it runs on.
+pub const NO_BACKEND: &str = "which TEE? pass --backend sgx|tdx|sev-snp|nitro to produce \
+    evidence on that hardware, or --simulated to run the core on the insecure simulated backend";
 
 /// `cloister enclave`.
 pub async fn run(args: EnclaveArgs) -> Result<Outcome, Failure> {
-    if !args.simulated {
-        return Err(Failure::usage(NO_HARDWARE_BACKEND.into()));
-    }
-    let backend = EnclaveBackend::InsecureSimulated;
+    let (backend, banner) = match args.backend {
+        None if args.simulated => (
+            EnclaveBackend::InsecureSimulated,
+            "simulated TEE (INSECURE, for development only)".to_owned(),
+        ),
+        None => return Err(Failure::usage(NO_BACKEND.into())),
+        Some(platform) => {
+            let settings = PlatformSettings {
+                device_root: args.device_root.clone(),
+                endorsements: args.endorsements.clone(),
+            };
+            // Probe now: a machine without the device refuses to start, saying what it found.
+            let env = cloister_platform::open(platform, &settings).map_err(|error| {
+                Failure::other(anyhow::anyhow!("the {platform} platform: {error}"))
+            })?;
+            let measurement = hex::encode(env.measurement());
+            drop(env);
+            let open = Arc::new(move || cloister_platform::open(platform, &settings));
+            (
+                EnclaveBackend::Platform {
+                    name: platform.name().to_owned(),
+                    open,
+                },
+                format!("{platform} TEE, measurement {measurement}"),
+            )
+        }
+    };
     let server = EnclaveServer::bind(&args.listen, backend, ServeSettings::default())
         .map_err(|error| Failure::other(error.into()))?;
-    println!("cloister enclave: simulated TEE (INSECURE, for development only)");
+    println!("cloister enclave: {banner}");
     println!("enclave listening on {}", server.address());
     println!("backups live in this process's memory only: stopping it erases them");
     let stop = server.stopper();

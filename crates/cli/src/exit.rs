@@ -106,7 +106,12 @@ impl Failure {
         Self::other(anyhow::anyhow!("{error}{hint}"))
     }
 
-    /// The process exit code.
+    /// What went wrong, for people.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The exit code.
     pub fn code(&self) -> u8 {
         self.code
     }

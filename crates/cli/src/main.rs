@@ -2,11 +2,13 @@
 //!
 //! ```text
 //!  cloister node --dev          host daemon + in-process enclave core (simulated TEE)
-//!  cloister enclave --listen ADDR --simulated   the core alone; `node --enclave-socket ADDR`
+//!  cloister enclave --listen ADDR --backend B|--simulated   the core alone, for
+//!                               `node --enclave-socket ADDR`
 //!  cloister backup|restore|tries|delete --user NAME ...   the client SDK, one request each
 //!  cloister admin status        the node's admin API
 //!  cloister bench --op ...      load generator (BENCHMARKS.md)
 //!  cloister attest verify --kind K --evidence FILE ...   check attestation evidence by hand
+//!  cloister sim --seed S | --seeds A..B | --soak MINUTES   the deterministic simulator
 //! ```
 //!
 //! Exit codes: 0 ok, 1 other error, 2 usage error, 3 wrong PIN, 4 no such backup.
@@ -19,6 +21,7 @@ mod demo;
 mod enclave;
 mod exit;
 mod node;
+mod sim;
 mod user;
 
 use std::process::ExitCode;
@@ -67,6 +70,7 @@ async fn dispatch(command: Command) -> Result<exit::Outcome, Failure> {
         Command::Bench(args) => bench::run(args).await,
         Command::Demo(args) => demo::run(args).await,
         Command::Attest(args) => attest::run(args).await,
+        Command::Sim(args) => sim::run(args).await,
     }
 }
 
@@ -78,6 +82,7 @@ fn wants_json(command: &Command) -> bool {
         Command::Bench(args) => args.client.json,
         Command::Admin(args) => args.command.common().json,
         Command::Attest(args) => args.command.json(),
+        Command::Sim(args) => args.json,
         Command::Node(_) | Command::Enclave(_) | Command::Demo(_) => false,
     }
 }

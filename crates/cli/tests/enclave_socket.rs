@@ -303,10 +303,46 @@ async fn the_enclave_command_refuses_what_it_cannot_do() {
         let refused = cli(&["enclave", "--listen", &address]).await;
         assert_eq!(refused.code, 2, "{refused:?}");
         assert!(
-            refused.stderr.contains("no hardware TEE backend")
+            refused.stderr.contains("which TEE?")
+                && refused.stderr.contains("--backend sgx|tdx|sev-snp|nitro")
                 && refused.stderr.contains("--simulated"),
             "{refused:?}"
         );
+
+        // A backend whose device is not on this machine: refused at start, saying where it
+        // looked; nothing listens.
+        let missing = dir.path().join("no-such-device");
+        for (backend, expected) in [
+            ("tdx", "configfs-tsm not found"),
+            ("sev-snp", "configfs-tsm not found"),
+            ("sgx", "not found"),
+            ("nitro", "nitro secure module not found"),
+        ] {
+            let refused = cli(&[
+                "enclave",
+                "--listen",
+                &address,
+                "--backend",
+                backend,
+                "--device-root",
+                &missing.display().to_string(),
+            ])
+            .await;
+            assert_eq!(refused.code, 1, "{backend}: {refused:?}");
+            assert!(
+                refused.stderr.contains(&format!("the {backend} platform"))
+                    && refused.stderr.to_lowercase().contains(expected)
+                    && refused.stderr.contains("no-such-device"),
+                "{backend}: {refused:?}"
+            );
+            assert!(
+                !dir.path().join("e.sock").exists(),
+                "{backend} bound its socket"
+            );
+        }
+        let refused = cli(&["enclave", "--listen", &address, "--backend", "sgx2"]).await;
+        assert_eq!(refused.code, 2, "{refused:?}");
+        assert!(refused.stderr.contains("sev-snp"), "{refused:?}");
 
         let refused = cli(&["enclave", "--listen", "/no/scheme.sock", "--simulated"]).await;
         assert_eq!(refused.code, 2, "{refused:?}");

@@ -168,9 +168,24 @@ impl Enclave {
                 let backup_id = self.entry_backup_id(&operation.backup_id)?;
                 let request = operation.request.unwrap_or_default();
                 let backups_before = self.db.len();
+                #[cfg(feature = "bug-injection")]
+                if self.bugs.has(crate::bugs::InjectedBug::EntryAppliedTwice) {
+                    let _ = self.db.apply(&backup_id, &request);
+                }
                 let response = self.db.apply(&backup_id, &request).inspect_err(|_| {
                     self.counters.entries_rejected += 1;
                 })?;
+                #[cfg(feature = "bug-injection")]
+                if self.bugs.has(crate::bugs::InjectedBug::TriesNotDecremented)
+                    && matches!(
+                        &response.inner,
+                        Some(cloister_proto::svr2::client::response::Inner::Restore(restore))
+                            if restore.status
+                                == cloister_proto::svr2::client::restore_response::Status::PinMismatch as i32
+                    )
+                {
+                    self.db.refund_try(&backup_id);
+                }
                 self.count_outcome(&response, backups_before);
                 Ok(Some(response))
             }
@@ -211,6 +226,8 @@ impl Enclave {
     }
 
     pub(crate) fn answer(&mut self, origin: Origin, outcome: Result<Option<Response>, Error>) {
+        #[cfg(feature = "bug-injection")]
+        let outcome = self.bugs.outcome(&origin, outcome);
         match origin {
             Origin::Host { request_id } => match outcome {
                 Ok(_) => self.respond(request_id, done()),

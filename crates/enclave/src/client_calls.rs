@@ -110,6 +110,8 @@ impl Enclave {
                 self.sessions
                     .restore(client_id, Session::Established(state), now);
                 self.count_request(&request);
+                #[cfg(feature = "bug-injection")]
+                self.bugs.note_request(client_id, request_id, &request);
                 self.propose_client(backup_id, request, client_id, request_id)?;
                 Ok(None)
             }

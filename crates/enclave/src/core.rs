@@ -79,6 +79,9 @@ pub struct Enclave {
     pub(crate) peer_evidence: Vec<u8>,
     /// What travels beside `peer_evidence` (collateral, certificate chain).
     pub(crate) peer_endorsements: Vec<u8>,
+    /// Bugs injected on purpose, for the simulator's proof that its checkers bite.
+    #[cfg(feature = "bug-injection")]
+    pub(crate) bugs: crate::bugs::Bugs,
     pub(crate) transactions: Transactions,
     /// True while a JoinRaft is under way.
     pub(crate) joining: bool,
@@ -132,6 +135,8 @@ impl Enclave {
             peers,
             peer_evidence: Vec::new(),
             peer_endorsements: Vec::new(),
+            #[cfg(feature = "bug-injection")]
+            bugs: crate::bugs::Bugs::default(),
             transactions: Transactions::default(),
             joining: false,
             peer_times: BTreeMap::new(),
@@ -143,6 +148,12 @@ impl Enclave {
         // A platform that cannot attest at start is a platform this core cannot serve from.
         enclave.attest_peer_key()?;
         Ok(enclave)
+    }
+
+    /// Give this core a known bug (feature `bug-injection`; for the simulator's checkers).
+    #[cfg(feature = "bug-injection")]
+    pub fn inject_bug(&mut self, bug: crate::InjectedBug) {
+        self.bugs.inject(bug);
     }
 
     /// This replica's peer id (its peer static public key).

@@ -49,6 +49,8 @@
 //! ```
 
 mod apply;
+#[cfg(feature = "bug-injection")]
+mod bugs;
 mod client;
 mod client_calls;
 mod config;
@@ -68,6 +70,8 @@ mod peers;
 mod replication;
 mod transactions;
 
+#[cfg(feature = "bug-injection")]
+pub use crate::bugs::InjectedBug;
 pub use crate::client::{
     CLIENT_NOISE_PATTERN, CLIENT_PQ_NOISE_PATTERN, CLIENT_SESSIONS_MAX, ClientHandshake,
     NOISE_MESSAGE_BYTES_MAX,

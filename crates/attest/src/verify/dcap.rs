@@ -74,7 +74,18 @@ pub(super) fn claims(
         not_after_unix_secs: verified.earliest_expiration_date,
     };
     let tcb_status = tcb_status(verified.tcb.status);
-    let mut claims = match &verified.report {
+    let mut claims = body_claims(kind, &verified.report)?;
+    claims.tcb_status = Some(tcb_status);
+    claims.advisory_ids = verified.tcb.advisory_ids;
+    claims.validity = validity;
+    Ok(claims)
+}
+
+/// The claims a quote's report body makes (measurement, report data, debug, details,
+/// attested values), for a quote of `kind`. Shared by [`claims`], after the signatures
+/// check out, and by [`inspect`], which checks none.
+fn body_claims(kind: EvidenceKind, report: &Report) -> Result<Claims, AttestError> {
+    let claims = match report {
         Report::SgxEnclave(report) => {
             let mut details = vec![
                 ("mr_enclave", hex::encode(report.mr_enclave)),
@@ -145,10 +156,18 @@ pub(super) fn claims(
             found: kind_name(claims.kind),
         });
     }
-    claims.tcb_status = Some(tcb_status);
-    claims.advisory_ids = verified.tcb.advisory_ids;
-    claims.validity = validity;
     Ok(claims)
+}
+
+/// The claims of a well-framed quote of `kind`, **without checking any signature**: see
+/// [`crate::unverified`].
+pub(crate) fn inspect(kind: EvidenceKind, quote: &[u8]) -> Result<Claims, AttestError> {
+    check_framing(kind, quote)?;
+    let parsed = dcap_qvl::quote::Quote::parse(quote).map_err(|error| AttestError::Unparsable {
+        what: "DCAP quote",
+        reason: format!("{error:#}"),
+    })?;
+    body_claims(kind, &parsed.report)
 }
 
 fn base_claims(

@@ -77,18 +77,7 @@ pub(super) fn claims(
     let leaf = x509::parse("Nitro leaf certificate", &payload.certificate)?;
     x509::verify_p384_fixed(&leaf, &sign1.signed_bytes()?, &sign1.signature)
         .map_err(|()| AttestError::BadSignature("the Nitro leaf key's COSE signature".into()))?;
-    let pcr = |index: u64| -> Result<&[u8], AttestError> {
-        payload
-            .pcrs
-            .iter()
-            .find(|(number, _)| *number == index)
-            .map(|(_, value)| value.as_slice())
-            .filter(|value| value.len() == PCR_BYTES)
-            .ok_or(AttestError::Malformed(
-                "Nitro document: PCR0-2 must be 48 bytes",
-            ))
-    };
-    let (pcr0, pcr1, pcr2) = (pcr(0)?, pcr(1)?, pcr(2)?);
+    let [pcr0, pcr1, pcr2] = payload.measured_pcrs()?;
     let mut details = vec![
         ("module_id", payload.module_id.clone()),
         ("pcr0", hex::encode(pcr0)),
@@ -289,6 +278,37 @@ impl Payload {
             nonce: bytes_field("nonce")?,
         })
     }
+}
+
+impl Payload {
+    /// PCR0, PCR1 and PCR2 (image, kernel, application): what the measurement is made of.
+    fn measured_pcrs(&self) -> Result<[&[u8]; 3], AttestError> {
+        let pcr = |index: u64| -> Result<&[u8], AttestError> {
+            self.pcrs
+                .iter()
+                .find(|(number, _)| *number == index)
+                .map(|(_, value)| value.as_slice())
+                .filter(|value| value.len() == PCR_BYTES)
+                .ok_or(AttestError::Malformed(
+                    "Nitro document: PCR0-2 must be 48 bytes",
+                ))
+        };
+        Ok([pcr(0)?, pcr(1)?, pcr(2)?])
+    }
+}
+
+/// The measurement and `user_data` of a well-formed document, **without checking its
+/// signature or its chain**: see [`crate::unverified`].
+pub(crate) fn inspect(
+    document: &[u8],
+) -> Result<([u8; crate::MEASUREMENT_BYTES], Vec<u8>), AttestError> {
+    let sign1 = CoseSign1::parse(document)?;
+    let payload = Payload::parse(&sign1.payload)?;
+    let [pcr0, pcr1, pcr2] = payload.measured_pcrs()?;
+    Ok((
+        derived_measurement("nitro", &[pcr0, pcr1, pcr2]),
+        payload.user_data.unwrap_or_default(),
+    ))
 }
 
 /// Decode one CBOR item that spans `bytes` exactly.

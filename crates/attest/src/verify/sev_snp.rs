@@ -25,6 +25,7 @@ use crate::AttestError;
 use crate::claims::{Claims, SnpTcb, Validity, derived_measurement};
 use crate::policy::Roots;
 
+const WHAT: &str = "SEV-SNP report";
 /// An SEV-SNP attestation report is exactly this long.
 pub(crate) const REPORT_BYTES: usize = 1184;
 /// The signature covers bytes 0x000 to 0x29F.
@@ -50,20 +51,7 @@ pub(super) fn claims(
     roots: &Roots,
     now: u64,
 ) -> Result<Claims, AttestError> {
-    let what = "SEV-SNP report";
-    if report.len() < REPORT_BYTES {
-        return Err(AttestError::Truncated {
-            what,
-            bytes: report.len(),
-            needed: REPORT_BYTES,
-        });
-    }
-    if report.len() > REPORT_BYTES {
-        return Err(AttestError::TrailingBytes {
-            what,
-            extra: report.len() - REPORT_BYTES,
-        });
-    }
+    check_length(report)?;
     if endorsements.is_empty() {
         return Err(AttestError::MissingEndorsements(
             "sev-snp",
@@ -82,11 +70,7 @@ pub(super) fn claims(
             Ok::<_, AttestError>(window.intersect(x509::check_validity(name, &certificate, now)?))
         })?;
     check_signature(report, &vcek)?;
-    let parsed =
-        AttestationReport::from_bytes(report).map_err(|error| AttestError::Unparsable {
-            what,
-            reason: error.to_string(),
-        })?;
+    let parsed = parse(report)?;
     let tcb = SnpTcb {
         bootloader: parsed.reported_tcb.bootloader,
         tee: parsed.reported_tcb.tee,
@@ -111,7 +95,7 @@ pub(super) fn claims(
     }
     Ok(Claims {
         kind: EvidenceKind::SevSnp,
-        measurement: derived_measurement("sev-snp", &[&parsed.measurement]),
+        measurement: measurement(&parsed),
         report_data: parsed.report_data.to_vec(),
         tcb_status: None,
         advisory_ids: Vec::new(),
@@ -130,6 +114,46 @@ pub(super) fn claims(
         ],
         attested_values,
     })
+}
+
+/// A report must be exactly [`REPORT_BYTES`] long.
+fn check_length(report: &[u8]) -> Result<(), AttestError> {
+    if report.len() < REPORT_BYTES {
+        return Err(AttestError::Truncated {
+            what: WHAT,
+            bytes: report.len(),
+            needed: REPORT_BYTES,
+        });
+    }
+    if report.len() > REPORT_BYTES {
+        return Err(AttestError::TrailingBytes {
+            what: WHAT,
+            extra: report.len() - REPORT_BYTES,
+        });
+    }
+    Ok(())
+}
+
+fn parse(report: &[u8]) -> Result<AttestationReport, AttestError> {
+    AttestationReport::from_bytes(report).map_err(|error| AttestError::Unparsable {
+        what: WHAT,
+        reason: error.to_string(),
+    })
+}
+
+/// The 32-byte measurement: derived from the 48-byte launch MEASUREMENT.
+fn measurement(parsed: &AttestationReport) -> [u8; crate::MEASUREMENT_BYTES] {
+    derived_measurement("sev-snp", &[&parsed.measurement])
+}
+
+/// The measurement and report data of a report of the right length, **without checking
+/// its signature**: see [`crate::unverified`].
+pub(crate) fn inspect(
+    report: &[u8],
+) -> Result<([u8; crate::MEASUREMENT_BYTES], Vec<u8>), AttestError> {
+    check_length(report)?;
+    let parsed = parse(report)?;
+    Ok((measurement(&parsed), parsed.report_data.to_vec()))
 }
 
 /// The ARK must be a trusted AMD root key; ARK signs itself and the ASK; the ASK signs the

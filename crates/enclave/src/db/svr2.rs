@@ -213,6 +213,14 @@ impl Database {
         }
     }
 
+    /// Injected bug (`InjectedBug::TriesNotDecremented`): give back the try a wrong guess took.
+    #[cfg(feature = "bug-injection")]
+    pub(crate) fn refund_try(&mut self, id: &BackupId) {
+        if let Some(row) = self.rows.get_mut(id) {
+            row.tries = row.tries.saturating_add(1);
+        }
+    }
+
     /// Remove a backup; zeroized on drop. Idempotent.
     pub fn delete(&mut self, id: &BackupId) {
         self.rows.remove(id);
