@@ -43,6 +43,9 @@ pub struct SimArgs {
     /// Where a failing seed's trace goes.
     #[arg(long, default_value = ".")]
     pub trace_dir: PathBuf,
+    /// Write the trace of a passing seed too (`--seed` only).
+    #[arg(long, requires = "seed")]
+    pub keep_trace: bool,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -108,7 +111,17 @@ pub async fn run(args: SimArgs) -> Result<Outcome, Failure> {
 fn run_blocking(args: &SimArgs) -> Result<Outcome, Failure> {
     if let Some(seed) = args.seed {
         return match cloister_sim::run(args.config(seed)) {
-            Ok(summary) => Ok(Outcome::new(summary.to_string(), summary_json(&summary))),
+            Ok(summary) => {
+                let mut text = summary.to_string();
+                if args.keep_trace {
+                    let path = args.trace_dir.join(format!("cloister-sim-{seed}.trace"));
+                    std::fs::write(&path, summary.trace_tail.join("\n") + "\n").map_err(
+                        |error| Failure::other(anyhow::anyhow!("{}: {error}", path.display())),
+                    )?;
+                    text.push_str(&format!("\ntrace: {}", path.display()));
+                }
+                Ok(Outcome::new(text, summary_json(&summary)))
+            }
             Err(failure) => Err(failed(&failure, &args.trace_dir)),
         };
     }

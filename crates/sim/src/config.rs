@@ -121,7 +121,7 @@ impl FaultPlan {
             refresh: pick(10_000),
         };
         plan.delay_max_ms = if plan.delay > 0 {
-            rng.between(10, 2_000)
+            rng.between(10, 1_000)
         } else {
             0
         };

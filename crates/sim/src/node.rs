@@ -316,7 +316,23 @@ impl Sim {
             state.in_group = in_group;
             state.voting = voting;
         }
-        state.leader = status.role == "leader";
+        let leader = status.role == "leader";
+        if leader != state.leader {
+            let line = format!(
+                "r{node} {} (term {}, applied {}, {} peers connected)",
+                if leader { "leads" } else { "no longer leads" },
+                status.term,
+                status.applied_index,
+                status
+                    .peers
+                    .iter()
+                    .filter(|peer| peer.state == "connected")
+                    .count()
+            );
+            self.trace.line(self.now_ms, line);
+        }
+        let state = &mut self.nodes[node];
+        state.leader = leader;
         state.applied_index = status.applied_index;
         if voting && self.amnesiac.remove(&node) {
             self.trace.line(

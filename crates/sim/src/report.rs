@@ -16,6 +16,8 @@ pub struct Stats {
     pub operations: u64,
     /// Operations given up after every attempt failed.
     pub operations_abandoned: u64,
+    /// Attempts answered UNAVAILABLE (promised not applied; left out of the history checks).
+    pub refused_attempts: u64,
     /// Sessions a client dropped (error or timeout).
     pub client_errors: u64,
     /// Faults injected.
@@ -61,6 +63,8 @@ pub struct Summary {
     pub trace_lines: u64,
     /// What happened.
     pub stats: Stats,
+    /// The last lines of the trace, oldest first (`cloister sim --keep-trace` writes them).
+    pub trace_tail: Vec<String>,
 }
 
 impl fmt::Display for Summary {
@@ -76,11 +80,12 @@ impl fmt::Display for Summary {
         )?;
         writeln!(
             f,
-            "  operations {} ({} attempts, {} answered, {} abandoned), {} faults ({} crashes), \
-             {} frames, {} refused by cores, {} resets",
+            "  operations {} ({} attempts, {} answered, {} unavailable, {} abandoned), {} faults \
+             ({} crashes), {} frames, {} refused by cores, {} resets",
             s.operations,
             s.attempts,
             s.answered,
+            s.refused_attempts,
             s.operations_abandoned,
             s.faults,
             s.crashes,

@@ -111,6 +111,8 @@ pub struct Sim {
     pub(crate) amnesiac: BTreeSet<usize>,
     /// The backup ids clients share.
     pub(crate) keys: crate::client::Keys,
+    /// Attempts answered ERROR_CODE_UNAVAILABLE, which promises that nothing changed.
+    pub(crate) refused: BTreeSet<usize>,
 }
 
 impl Sim {
@@ -140,6 +142,7 @@ impl Sim {
             failure: None,
             amnesiac: BTreeSet::new(),
             keys: crate::client::Keys::default(),
+            refused: BTreeSet::new(),
             config,
         };
         let line = format!(
@@ -339,6 +342,17 @@ impl Sim {
                 return Err(self.finish_failure());
             }
         }
+        // An attempt answered UNAVAILABLE was promised to have changed nothing: the checkers
+        // judge the history without it, so a core that applied one anyway is caught.
+        self.stats.refused_attempts = self.refused.len() as u64;
+        let refused = std::mem::take(&mut self.refused);
+        let attempts = std::mem::take(&mut self.history.attempts);
+        self.history.attempts = attempts
+            .into_iter()
+            .enumerate()
+            .filter(|(index, _)| !refused.contains(index))
+            .map(|(_, attempt)| attempt)
+            .collect();
         let report = crate::check::check_history(&self.history);
         self.stats.checks = report.to_string();
         if let Some(violation) = report.violations.first() {
@@ -374,7 +388,7 @@ impl Sim {
 
     fn summary(&self) -> Summary {
         let mut stats = self.stats.clone();
-        stats.attempts = self.history.attempts.len() as u64;
+        stats.attempts = self.history.attempts.len() as u64 + stats.refused_attempts;
         stats.answered = self
             .history
             .attempts
@@ -389,6 +403,7 @@ impl Sim {
             trace_hash: self.trace.hash_hex(),
             trace_lines: self.trace.count(),
             stats,
+            trace_tail: self.trace.tail().map(str::to_owned).collect(),
         }
     }
 

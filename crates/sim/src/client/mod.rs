@@ -14,27 +14,23 @@ use cloister_enclave::CLIENT_NOISE_PATTERN;
 use cloister_proto::enclave::{
     ExistingClientRequest, NewClientRequest, host_to_enclave_response::Inner as Answer,
 };
-use cloister_proto::svr2::client::{
-    BackupRequest, ClientHandshakeStart, DeleteRequest, ExposeRequest, Request, Response,
-    RestoreRequest, TriesRequest, backup_response, expose_response, request, response,
-    restore_response, tries_response,
-};
+use cloister_proto::svr2::client::{ClientHandshakeStart, Response};
 use prost::Message;
 
-use crate::history::{BackupId, Op, Outcome};
+mod workload;
+
+use crate::history::{BackupId, Op};
 use crate::node::Waiter;
 use crate::rng::SimRng;
+
 use crate::world::{Event, START_UNIX_SECS, Sim};
+pub(crate) use workload::Keys;
+use workload::{op_name, outcome_of, request_for};
 
 /// A client gives up on an answer after this long (and on its session).
 const ANSWER_TIMEOUT_MS: u64 = 10_000;
 /// Attempts at one operation before the client moves on.
 const ATTEMPTS_MAX: u32 = 3;
-/// Attempts on one backup id before it is retired for a fresh one (keeps each id's
-/// history small enough for the linearizability search).
-const ATTEMPTS_PER_KEY_MAX: u32 = 40;
-/// Backup ids in use at once.
-const KEYS_ACTIVE: usize = 6;
 /// Client-to-host latency.
 const CLIENT_LATENCY_MAX_MS: u64 = 5;
 
@@ -57,6 +53,8 @@ pub(crate) enum HostAnswer {
     },
     Error {
         message: String,
+        /// ERROR_CODE_UNAVAILABLE: the door promises nothing changed.
+        unavailable: bool,
     },
 }
 
@@ -83,10 +81,10 @@ enum Phase {
     },
 }
 
-struct Pending {
-    backup_id: BackupId,
-    op: Op,
-    attempts: u32,
+pub(super) struct Pending {
+    pub(super) backup_id: BackupId,
+    pub(super) op: Op,
+    pub(super) attempts: u32,
 }
 
 /// One simulated client.
@@ -101,47 +99,6 @@ pub(crate) struct Client {
     deadline_ms: u64,
     stopping: bool,
     pub(crate) operations_done: u64,
-}
-
-/// The backup ids clients share, and what the clients last stored under each.
-#[derive(Default)]
-pub(crate) struct Keys {
-    active: Vec<Key>,
-    created: u64,
-}
-
-struct Key {
-    id: BackupId,
-    attempts: u32,
-    data: Vec<u8>,
-    pin: Vec<u8>,
-}
-
-impl Keys {
-    fn fresh(&mut self, rng: &mut SimRng) -> Key {
-        self.created += 1;
-        let mut id = [0; 16];
-        id.copy_from_slice(&rng.bytes(16));
-        Key {
-            id,
-            attempts: 0,
-            data: Vec::new(),
-            pin: rng.bytes(32),
-        }
-    }
-
-    /// A key for the next operation (retiring one that has had its share).
-    fn pick(&mut self, rng: &mut SimRng) -> usize {
-        while self.active.len() < KEYS_ACTIVE {
-            let key = self.fresh(rng);
-            self.active.push(key);
-        }
-        let index = rng.index(self.active.len());
-        if self.active[index].attempts >= ATTEMPTS_PER_KEY_MAX {
-            self.active[index] = self.fresh(rng);
-        }
-        index
-    }
 }
 
 impl Client {
@@ -191,16 +148,6 @@ impl Client {
     }
 }
 
-fn op_name(op: &Op) -> &'static str {
-    match op {
-        Op::Backup { .. } => "backup",
-        Op::Expose { .. } => "expose",
-        Op::Restore { .. } => "restore",
-        Op::Delete => "delete",
-        Op::Tries => "tries",
-    }
-}
-
 impl Sim {
     pub(crate) fn on_client_wake(&mut self, index: usize) {
         let client = &self.clients[index];
@@ -222,54 +169,6 @@ impl Sim {
             self.clients[index].pending = Some(pending);
         }
         self.client_proceed(index);
-    }
-
-    /// Pick the next operation, the way a population of real users would mix them.
-    fn choose_operation(&mut self) -> Pending {
-        let key_index = self.keys.pick(&mut self.rng);
-        let roll = self.rng.below(100);
-        let key = &self.keys.active[key_index];
-        let op = if roll < 25 || key.data.is_empty() {
-            let length = self.rng.between(16, 48) as usize;
-            let data = self.rng.bytes(length);
-            let pin = if self.rng.chance(200_000) {
-                self.rng.bytes(32)
-            } else {
-                key.pin.clone()
-            };
-            let max_tries = self.rng.between(1, 5) as u32;
-            let key = &mut self.keys.active[key_index];
-            key.data = data.clone();
-            key.pin = pin.clone();
-            Op::Backup {
-                data,
-                pin,
-                max_tries,
-            }
-        } else if roll < 45 {
-            let data = if self.rng.chance(850_000) {
-                key.data.clone()
-            } else {
-                self.rng.bytes(32)
-            };
-            Op::Expose { data }
-        } else if roll < 82 {
-            let pin = if self.rng.chance(600_000) {
-                key.pin.clone()
-            } else {
-                self.rng.bytes(32)
-            };
-            Op::Restore { pin }
-        } else if roll < 97 {
-            Op::Tries
-        } else {
-            Op::Delete
-        };
-        Pending {
-            backup_id: self.keys.active[key_index].id,
-            op,
-            attempts: 0,
-        }
     }
 
     /// Send the pending operation, opening a session for its backup id first if needed.
@@ -394,14 +293,17 @@ impl Sim {
                 },
                 None => HostAnswer::Error {
                     message: "NewClient without a handshake start".into(),
+                    unavailable: false,
                 },
             },
             Answer::ExistingClient(reply) => HostAnswer::Existing { data: reply.data },
             Answer::Error(error) => HostAnswer::Error {
+                unavailable: error.code == cloister_proto::enclave::ErrorCode::Unavailable as i32,
                 message: error.message,
             },
             other => HostAnswer::Error {
                 message: format!("unexpected answer {other:?}"),
+                unavailable: false,
             },
         };
         let latency = self.rng.between(1, CLIENT_LATENCY_MAX_MS) + self.nodes[node].slow_extra_ms;
@@ -421,7 +323,17 @@ impl Sim {
         }
         let phase = std::mem::replace(&mut self.clients[index].phase, Phase::Idle);
         match (phase, answer) {
-            (phase, HostAnswer::Error { message }) => {
+            (
+                phase,
+                HostAnswer::Error {
+                    message,
+                    unavailable,
+                },
+            ) => {
+                if let (Phase::Waiting { attempt, .. }, true) = (&phase, unavailable) {
+                    // The door's promise: nothing changed. The checkers hold it to that.
+                    self.refused.insert(*attempt);
+                }
                 self.clients[index].phase = phase;
                 self.client_gives_up(index, &message);
             }
@@ -506,7 +418,7 @@ impl Sim {
                             client_id,
                             transport,
                         };
-                        let think = self.rng.below(200);
+                        let think = self.rng.between(1, 200);
                         self.schedule(think, Event::ClientWake { client: index });
                     }
                     Err(reason) => self.fail("protocol", format!("client {index}: {reason}")),
@@ -568,68 +480,5 @@ impl Sim {
         self.trace.line(self.now_ms, line);
         let backoff = self.rng.between(100, 2_000);
         self.schedule(backoff, Event::ClientWake { client: index });
-    }
-}
-
-fn request_for(op: &Op) -> Request {
-    let inner = match op {
-        Op::Backup {
-            data,
-            pin,
-            max_tries,
-        } => request::Inner::Backup(BackupRequest {
-            data: data.clone(),
-            pin: pin.clone(),
-            max_tries: *max_tries,
-        }),
-        Op::Expose { data } => request::Inner::Expose(ExposeRequest { data: data.clone() }),
-        Op::Restore { pin } => request::Inner::Restore(RestoreRequest { pin: pin.clone() }),
-        Op::Delete => request::Inner::Delete(DeleteRequest {}),
-        Op::Tries => request::Inner::Tries(TriesRequest {}),
-    };
-    Request { inner: Some(inner) }
-}
-
-/// What the answer says, in the model's terms; an answer of the wrong kind is a bug.
-fn outcome_of(op: &Op, response: &Response) -> Result<Outcome, String> {
-    let mismatch = || format!("a {} answered with {response:?}", op_name(op));
-    match (op, &response.inner) {
-        (Op::Backup { .. }, Some(response::Inner::Backup(backup)))
-            if backup.status == backup_response::Status::Ok as i32 =>
-        {
-            Ok(Outcome::Backup)
-        }
-        (Op::Expose { .. }, Some(response::Inner::Expose(expose))) => {
-            match expose_response::Status::try_from(expose.status) {
-                Ok(expose_response::Status::Ok) => Ok(Outcome::Expose { ok: true }),
-                Ok(expose_response::Status::Error) => Ok(Outcome::Expose { ok: false }),
-                _ => Err(mismatch()),
-            }
-        }
-        (Op::Restore { .. }, Some(response::Inner::Restore(restore))) => {
-            match restore_response::Status::try_from(restore.status) {
-                Ok(restore_response::Status::Ok) => Ok(Outcome::Restored {
-                    data: restore.data.clone(),
-                    tries: restore.tries,
-                }),
-                Ok(restore_response::Status::Missing) => Ok(Outcome::RestoreMissing),
-                Ok(restore_response::Status::PinMismatch) => Ok(Outcome::PinMismatch {
-                    tries: restore.tries,
-                }),
-                _ => Err(mismatch()),
-            }
-        }
-        (Op::Delete, Some(response::Inner::Delete(_))) => Ok(Outcome::Deleted),
-        (Op::Tries, Some(response::Inner::Tries(tries))) => {
-            match tries_response::Status::try_from(tries.status) {
-                Ok(tries_response::Status::Ok) => Ok(Outcome::Tries {
-                    tries: tries.tries,
-                    exposed: tries.exposed,
-                }),
-                Ok(tries_response::Status::Missing) => Ok(Outcome::TriesMissing),
-                _ => Err(mismatch()),
-            }
-        }
-        _ => Err(mismatch()),
     }
 }
