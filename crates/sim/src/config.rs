@@ -91,6 +91,9 @@ pub struct FaultPlan {
     pub slow: u32,
     /// Per fault tick: ask the leader to hand over leadership.
     pub relinquish: u32,
+    /// Per fault tick: a replica asks to leave the group (its state is dropped), then its
+    /// operator has it join again.
+    pub leave: u32,
     /// Per fault tick: refresh a replica's attestation (new client key, peer re-attest).
     pub refresh: u32,
 }
@@ -118,6 +121,7 @@ impl FaultPlan {
             clock: pick(20_000),
             slow: pick(10_000),
             relinquish: pick(10_000),
+            leave: pick(5_000),
             refresh: pick(10_000),
         };
         plan.delay_max_ms = if plan.delay > 0 {
@@ -142,6 +146,7 @@ impl FaultPlan {
             ("clock", self.clock),
             ("slow", self.slow),
             ("relinquish", self.relinquish),
+            ("leave", self.leave),
             ("refresh", self.refresh),
         ]
         .into_iter()

@@ -61,6 +61,9 @@ impl Sim {
                 self.relinquish(leader);
             }
         }
+        if self.rng.chance(plan.leave) {
+            self.random_leave();
+        }
         if self.rng.chance(plan.refresh) {
             let node = self.rng.index(replicas);
             self.stats.faults += 1;
@@ -138,6 +141,33 @@ impl Sim {
         self.stats.faults += 1;
         let down_for = self.rng.between(500, 20_000);
         self.schedule(down_for, Event::Restart { node });
+    }
+
+    /// A voter asks to leave (a membership change under load); it drops its state once
+    /// removed, and its operator has it join again. Counted like a crash for durability.
+    fn random_leave(&mut self) {
+        let tolerated = (self.nodes.len() - 1) / 2;
+        if self.amnesiac.len() >= tolerated {
+            return;
+        }
+        let candidates: Vec<usize> = (0..self.nodes.len())
+            .filter(|node| {
+                self.nodes[*node].voting
+                    && self.nodes[*node].core.is_some()
+                    && !self.amnesiac.contains(node)
+            })
+            .collect();
+        if candidates.is_empty() {
+            return;
+        }
+        let node = candidates[self.rng.index(candidates.len())];
+        self.amnesiac.insert(node);
+        self.stats.faults += 1;
+        self.trace.line(
+            self.now_ms,
+            format!("fault: r{node} asks to leave the group"),
+        );
+        self.request_removal(node);
     }
 
     /// A host hands its core bytes that are not an honest door message.

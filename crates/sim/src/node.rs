@@ -28,6 +28,7 @@ pub(crate) enum Waiter {
     Hashes,
     Relinquish,
     Refresh,
+    Removal,
 }
 
 /// A replica and its host.
@@ -295,6 +296,13 @@ impl Sim {
                     self.on_hashes(node, &hashes);
                 }
             }
+            Waiter::Removal => {
+                let line = match answer {
+                    Answer::Error(error) => format!("r{node} leave: {}", error.message),
+                    _ => format!("r{node} leave: done"),
+                };
+                self.trace.line(self.now_ms, line);
+            }
             Waiter::Relinquish | Waiter::Refresh => {}
         }
     }
@@ -413,6 +421,15 @@ impl Sim {
             node,
             Call::RelinquishLeadership(RelinquishLeadershipRequest {}),
             Waiter::Relinquish,
+        );
+    }
+
+    /// Replica `node` asks to be removed from the group.
+    pub(crate) fn request_removal(&mut self, node: usize) {
+        self.call(
+            node,
+            Call::RequestRemoval(cloister_proto::enclave::RequestRemovalRequest {}),
+            Waiter::Removal,
         );
     }
 
