@@ -5,9 +5,12 @@
 // failed test (clippy.toml allows unwrap only inside #[test] functions).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+// The attest crate's test chains, shared rather than copied.
+#[path = "../../../attest/tests/support/certs.rs"]
 pub mod certs;
 pub mod guest;
 pub mod kernels;
+#[path = "../../../attest/tests/support/nitro.rs"]
 pub mod nitro;
 
 use std::path::{Path, PathBuf};

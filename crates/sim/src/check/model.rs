@@ -118,14 +118,15 @@ mod tests {
     use cloister_enclave::Database;
 
     use super::*;
-    use crate::check::testing::{SplitMix, database_answer};
+    use crate::check::testing::database_answer;
+    use crate::rng::SimRng;
 
     const ID: [u8; 16] = [9; 16];
 
     /// A fixed pseudo-random op sequence over two data values, two PINs and small tries.
     fn ops(seed: u64, count: usize) -> Vec<Op> {
-        let mut rng = SplitMix(seed);
-        let mut next = move || rng.next();
+        let mut rng = SimRng::new(seed);
+        let mut next = move || rng.next_u64();
         (0..count)
             .map(|_| {
                 let value = next();

@@ -11,14 +11,14 @@
 
 use generate::{Bug, buggy_history, buggy_history_of, plan, plan_lossy, run};
 
-use super::testing::SplitMix;
 use super::*;
 use crate::history::{Attempt, History, Outcome};
+use crate::rng::SimRng;
 
 mod generate;
 
 fn correct_history(seed: u64) -> History {
-    let mut rng = SplitMix(seed);
+    let mut rng = SimRng::new(seed);
     let ids = [[1; 16], [2; 16]];
     let planned = plan(&mut rng, &ids, 4, 12);
     run(&planned)
@@ -52,7 +52,7 @@ fn a_crowded_backup_id_linearizes_within_the_budget() {
     // and within budget.
     let (mut passed, mut inconclusive) = (0, 0);
     for seed in 0..40 {
-        let mut rng = SplitMix(seed);
+        let mut rng = SimRng::new(seed);
         let history = run(&plan_lossy(&mut rng, &[[1; 16]], 8, 8, 20));
         let report = check_history(&history);
         assert!(report.is_ok(), "seed {seed}: {report}");
@@ -66,7 +66,7 @@ fn a_crowded_backup_id_linearizes_within_the_budget() {
 }
 
 /// Another answer `op` could get, different from `outcome`.
-fn mutate(outcome: &Outcome, rng: &mut SplitMix) -> Option<Outcome> {
+fn mutate(outcome: &Outcome, rng: &mut SimRng) -> Option<Outcome> {
     let tries = 1 + rng.below(3) as u32;
     let mutated = match outcome {
         Outcome::Backup | Outcome::Deleted => return None,
@@ -107,7 +107,7 @@ fn one_changed_answer_is_caught_and_the_cheap_checkers_never_overreach() {
     let (mut mutated_runs, mut caught, mut cheap_caught) = (0, 0, 0);
     for seed in 0..300 {
         let mut history = correct_history(seed);
-        let mut rng = SplitMix(seed ^ 0x5eed);
+        let mut rng = SimRng::new(seed ^ 0x5eed);
         let answered: Vec<usize> = (0..history.attempts.len())
             .filter(|index| history.attempts[*index].answered.is_some())
             .collect();
@@ -157,7 +157,7 @@ fn buggy_groups_are_caught() {
         let (mut manifested, mut caught, mut by_guess_limit) = (0, 0, 0);
         for seed in 0..300 {
             let history = buggy_history(seed, bug);
-            let mut rng = SplitMix(seed);
+            let mut rng = SimRng::new(seed);
             let correct = run(&plan_lossy(&mut rng, &[[1; 16]], 3, 12, 12));
             if history.attempts == correct.attempts {
                 continue;
@@ -211,7 +211,7 @@ fn the_search_agrees_with_brute_force() {
     let (mut linearizable, mut not) = (0, 0);
     for seed in 0..300 {
         let bug = bugs[seed as usize % bugs.len()];
-        let mut rng = SplitMix(seed);
+        let mut rng = SimRng::new(seed);
         let planned = plan_lossy(&mut rng, &[[1; 16]], 3, 4, 4);
         let mut history = match bug {
             Some(bug) => buggy_history_of(planned, bug),

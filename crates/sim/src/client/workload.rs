@@ -118,7 +118,7 @@ pub(super) fn op_name(op: &Op) -> &'static str {
     }
 }
 
-pub(super) fn request_for(op: &Op) -> Request {
+pub(crate) fn request_for(op: &Op) -> Request {
     let inner = match op {
         Op::Backup {
             data,
@@ -138,7 +138,7 @@ pub(super) fn request_for(op: &Op) -> Request {
 }
 
 /// What the answer says, in the model's terms; an answer of the wrong kind is a bug.
-pub(super) fn outcome_of(op: &Op, response: &Response) -> Result<Outcome, String> {
+pub(crate) fn outcome_of(op: &Op, response: &Response) -> Result<Outcome, String> {
     let mismatch = || format!("a {} answered with {response:?}", op_name(op));
     match (op, &response.inner) {
         (Op::Backup { .. }, Some(response::Inner::Backup(backup)))

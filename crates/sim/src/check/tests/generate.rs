@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use cloister_enclave::Database;
 
 use crate::check::model;
-use crate::check::testing::{SplitMix, backup, database_answer, expose, restore};
+use crate::check::testing::{backup, database_answer, expose, restore};
 use crate::history::{BackupId, History, Op, Outcome};
+use crate::rng::SimRng;
 
 /// One attempt of a simulated correct run.
 pub(super) struct Planned {
@@ -25,7 +26,7 @@ pub(super) struct Planned {
     forged: Option<Outcome>,
 }
 
-fn random_op(rng: &mut SplitMix) -> Op {
+fn random_op(rng: &mut SimRng) -> Op {
     let data = 1 + rng.below(2) as u8;
     let pin = 1 + rng.below(3) as u8;
     match rng.below(10) {
@@ -39,7 +40,7 @@ fn random_op(rng: &mut SplitMix) -> Op {
 
 /// Plan each client's attempts one after another; gaps may be zero (same millisecond).
 pub(super) fn plan(
-    rng: &mut SplitMix,
+    rng: &mut SimRng,
     ids: &[BackupId],
     clients: u32,
     per_client: usize,
@@ -48,7 +49,7 @@ pub(super) fn plan(
 }
 
 pub(super) fn plan_lossy(
-    rng: &mut SplitMix,
+    rng: &mut SimRng,
     ids: &[BackupId],
     clients: u32,
     per_client: usize,
@@ -71,7 +72,7 @@ pub(super) fn plan_lossy(
                 (Some(applied), Some(applied + rng.below(15)))
             };
             now_ms = answered_ms.unwrap_or(invoked_ms + rng.below(30)) + rng.below(8);
-            let tie = rng.next();
+            let tie = rng.next_u64();
             planned.push(Planned {
                 client,
                 backup_id,
@@ -140,7 +141,7 @@ pub(super) enum Bug {
 }
 
 pub(super) fn buggy_history(seed: u64, bug: Bug) -> History {
-    let mut rng = SplitMix(seed);
+    let mut rng = SimRng::new(seed);
     buggy_history_of(plan_lossy(&mut rng, &[[1; 16]], 3, 12, 12), bug)
 }
 
