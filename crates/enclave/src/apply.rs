@@ -96,7 +96,12 @@ impl Enclave {
     }
 
     /// This replica was removed: forget the group and its data (zeroized on drop).
-    fn leave_group(&mut self) {
+    ///
+    /// Requests still waiting for their entries are answered as undecided, never as
+    /// UNAVAILABLE (which promises nothing changed): the group holds those entries and may
+    /// well commit them after this replica stopped hearing of it. (Found by the simulator:
+    /// a client retried a Restore answered "left the group" and both guesses counted.)
+    pub(crate) fn leave_group(&mut self) {
         self.removed = false;
         self.group = None;
         self.db = crate::db::Database::default();
@@ -104,7 +109,11 @@ impl Enclave {
         for (_, waiting) in pending {
             self.answer(
                 waiting.origin,
-                Err(Error::Unavailable("this replica left the group".into())),
+                Err(Error::Internal(
+                    "this replica left the group before it saw the request commit; it may or \
+                     may not apply"
+                        .into(),
+                )),
             );
         }
         // A failure is logged; peers see "no group" evidence at the next refresh that works.

@@ -346,31 +346,38 @@ impl Sim {
         // judge the history without it, so a core that applied one anyway is caught.
         self.stats.refused_attempts = self.refused.len() as u64;
         let refused = std::mem::take(&mut self.refused);
-        let attempts = std::mem::take(&mut self.history.attempts);
-        self.history.attempts = attempts
-            .into_iter()
+        let all = std::mem::take(&mut self.history.attempts);
+        self.history.attempts = all
+            .iter()
             .enumerate()
             .filter(|(index, _)| !refused.contains(index))
-            .map(|(_, attempt)| attempt)
+            .map(|(_, attempt)| attempt.clone())
             .collect();
         let report = crate::check::check_history(&self.history);
         self.stats.checks = report.to_string();
         if let Some(violation) = report.violations.first() {
-            // The trace ends with the whole history of the backup involved.
+            // The trace ends with the whole history of the backup involved, numbered as the
+            // checkers number it, with the attempts answered UNAVAILABLE (left out) marked.
             if let Some(backup_id) = violation.backup_id {
-                let lines: Vec<String> = self
-                    .history
-                    .attempts
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, attempt)| attempt.backup_id == backup_id)
-                    .map(|(index, attempt)| {
-                        format!(
-                            "history #{index} client {} {:?} invoked @{} ms, answered {:?}",
-                            attempt.client, attempt.op, attempt.invoked_ms, attempt.answered
-                        )
-                    })
-                    .collect();
+                let mut checked = 0usize;
+                let mut lines = Vec::new();
+                for (index, attempt) in all.iter().enumerate() {
+                    let name = if refused.contains(&index) {
+                        "left out (UNAVAILABLE)".to_owned()
+                    } else {
+                        checked += 1;
+                        format!("#{}", checked - 1)
+                    };
+                    if attempt.backup_id == backup_id {
+                        lines.push(format!(
+                            "history {name} client {} {} invoked @{} ms, answered {:?}",
+                            attempt.client,
+                            crate::client::describe_op(&attempt.op),
+                            attempt.invoked_ms,
+                            attempt.answered
+                        ));
+                    }
+                }
                 for line in lines {
                     self.trace.line(self.now_ms, line);
                 }

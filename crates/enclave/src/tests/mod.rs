@@ -8,6 +8,7 @@ mod join_net;
 mod join_pipeline;
 mod join_refusals;
 mod join_timing;
+mod leaving;
 mod minimums;
 mod mutation;
 mod raft_messages;

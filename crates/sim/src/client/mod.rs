@@ -26,7 +26,7 @@ use crate::rng::SimRng;
 use crate::world::{Event, START_UNIX_SECS, Sim};
 pub(crate) use workload::Keys;
 use workload::op_name;
-pub(crate) use workload::{outcome_of, request_for};
+pub(crate) use workload::{describe_op, outcome_of, request_for};
 
 /// A client gives up on an answer after this long (and on its session).
 const ANSWER_TIMEOUT_MS: u64 = 10_000;

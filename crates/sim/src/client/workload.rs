@@ -11,6 +11,26 @@ use crate::history::{BackupId, Op, Outcome};
 use crate::rng::SimRng;
 use crate::world::Sim;
 
+/// `op` for a trace: kind, and the first bytes of its data and PIN.
+pub(crate) fn describe_op(op: &Op) -> String {
+    let short = |bytes: &[u8]| hex::encode(&bytes[..bytes.len().min(4)]);
+    match op {
+        Op::Backup {
+            data,
+            pin,
+            max_tries,
+        } => format!(
+            "Backup(data {}.., pin {}.., max_tries {max_tries})",
+            short(data),
+            short(pin)
+        ),
+        Op::Expose { data } => format!("Expose(data {}..)", short(data)),
+        Op::Restore { pin } => format!("Restore(pin {}..)", short(pin)),
+        Op::Delete => "Delete".to_owned(),
+        Op::Tries => "Tries".to_owned(),
+    }
+}
+
 /// Attempts on one backup id before it is retired for a fresh one (keeps each id's
 /// history small enough for the linearizability search).
 const ATTEMPTS_PER_KEY_MAX: u32 = 40;
