@@ -103,10 +103,7 @@ impl Sim {
             );
             self.now_ms + LATENCY_MIN_MS
         } else {
-            let last = self.link_due.get(&(from, to)).copied().unwrap_or(0);
-            let due = (self.now_ms + latency).max(last);
-            self.link_due.insert((from, to), due);
-            due
+            self.link_slot(from, to, latency)
         };
         if self.faults_on && self.rng.chance(self.plan.duplicate) {
             self.stats.faults += 1;
@@ -134,6 +131,15 @@ impl Sim {
                 data: frame.data,
             },
         );
+    }
+
+    /// When a frame sent now with `latency_ms` arrives on the link `from -> to`: never before
+    /// the frames already on it (links deliver in order).
+    fn link_slot(&mut self, from: usize, to: usize, latency_ms: u64) -> u64 {
+        let last = self.link_due.get(&(from, to)).copied().unwrap_or(0);
+        let due = (self.now_ms + latency_ms).max(last);
+        self.link_due.insert((from, to), due);
+        due
     }
 
     /// The host of `node` will tell its core that frames to `peer` were lost.
@@ -219,9 +225,7 @@ impl Sim {
                 continue;
             }
             let latency = self.rng.between(LATENCY_MIN_MS, LATENCY_MAX_MS);
-            let last = self.link_due.get(&(from, to)).copied().unwrap_or(0);
-            let due = (self.now_ms + latency).max(last);
-            self.link_due.insert((from, to), due);
+            let due = self.link_slot(from, to, latency);
             self.schedule_at(
                 due,
                 Event::Deliver {

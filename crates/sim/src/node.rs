@@ -218,8 +218,7 @@ impl Sim {
             return;
         }
         let founding = self.stats.formed_at_ms == 0 && node == 0 && state.generation == 0;
-        let (in_group, generation) = (state.in_group, state.generation);
-        let _ = generation;
+        let in_group = state.in_group;
         self.nodes[node].membership_busy = true;
         if founding && !in_group {
             let create = CreateNewRaftGroupRequest {

@@ -159,7 +159,7 @@ impl Sim {
             sim.schedule(offset, Event::Observe { node: index });
         }
         for index in 0..sim.config.clients {
-            let client = Client::new(index, &mut sim.rng);
+            let client = Client::new(index);
             sim.clients.push(client);
         }
         Ok(sim)
@@ -370,11 +370,15 @@ impl Sim {
                     };
                     if attempt.backup_id == backup_id {
                         lines.push(format!(
-                            "history {name} client {} {} invoked @{} ms, answered {:?}",
+                            "history {name} client {} {} invoked @{} ms, answered {}",
                             attempt.client,
-                            crate::client::describe_op(&attempt.op),
+                            crate::check::describe_op(&attempt.op),
                             attempt.invoked_ms,
-                            attempt.answered
+                            match &attempt.answered {
+                                Some((at, outcome)) =>
+                                    format!("{} @{at} ms", crate::check::describe_outcome(outcome)),
+                                None => "never".to_owned(),
+                            }
                         ));
                     }
                 }

@@ -21,12 +21,11 @@ mod workload;
 
 use crate::history::{BackupId, Op};
 use crate::node::Waiter;
-use crate::rng::SimRng;
 
 use crate::world::{Event, START_UNIX_SECS, Sim};
 pub(crate) use workload::Keys;
 use workload::op_name;
-pub(crate) use workload::{describe_op, outcome_of, request_for};
+pub(crate) use workload::{outcome_of, request_for};
 
 /// A client gives up on an answer after this long (and on its session).
 const ANSWER_TIMEOUT_MS: u64 = 10_000;
@@ -103,7 +102,7 @@ pub(crate) struct Client {
 }
 
 impl Client {
-    pub(crate) fn new(index: usize, _rng: &mut SimRng) -> Client {
+    pub(crate) fn new(index: usize) -> Client {
         Client {
             index,
             phase: Phase::Idle,

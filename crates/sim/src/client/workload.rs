@@ -11,26 +11,6 @@ use crate::history::{BackupId, Op, Outcome};
 use crate::rng::SimRng;
 use crate::world::Sim;
 
-/// `op` for a trace: kind, and the first bytes of its data and PIN.
-pub(crate) fn describe_op(op: &Op) -> String {
-    let short = |bytes: &[u8]| hex::encode(&bytes[..bytes.len().min(4)]);
-    match op {
-        Op::Backup {
-            data,
-            pin,
-            max_tries,
-        } => format!(
-            "Backup(data {}.., pin {}.., max_tries {max_tries})",
-            short(data),
-            short(pin)
-        ),
-        Op::Expose { data } => format!("Expose(data {}..)", short(data)),
-        Op::Restore { pin } => format!("Restore(pin {}..)", short(pin)),
-        Op::Delete => "Delete".to_owned(),
-        Op::Tries => "Tries".to_owned(),
-    }
-}
-
 /// Attempts on one backup id before it is retired for a fresh one (keeps each id's
 /// history small enough for the linearizability search).
 const ATTEMPTS_PER_KEY_MAX: u32 = 40;
@@ -41,7 +21,6 @@ const KEYS_ACTIVE: usize = 6;
 #[derive(Default)]
 pub(crate) struct Keys {
     pub(super) active: Vec<Key>,
-    created: u64,
 }
 
 pub(super) struct Key {
@@ -53,7 +32,6 @@ pub(super) struct Key {
 
 impl Keys {
     fn fresh(&mut self, rng: &mut SimRng) -> Key {
-        self.created += 1;
         let mut id = [0; 16];
         id.copy_from_slice(&rng.bytes(16));
         Key {
